@@ -1,0 +1,1 @@
+"""Proposers: agents that take a task plus feedback and propose candidate patches."""

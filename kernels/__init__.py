@@ -1,0 +1,1 @@
+"""GPU kernel tasks (Triton / PyTorch), with their own checker and timer."""

@@ -1,0 +1,69 @@
+"""The ``optimizer`` command line: typer commands that call the orchestration layer.
+
+Every user mistake surfaces as one line, ``error: <problem>. Fix: <fix>``, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from optimizer import __version__
+from optimizer.errors import UserError
+from sandbox.errors import SandboxError
+
+app = typer.Typer(
+    name="optimizer",
+    help="Make code faster with LLM agents, and measure speed honestly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(help="Build, inspect and check the execution sandbox.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+err = Console(stderr=True, highlight=False)
+
+#: Exceptions that are the user's to fix: printed as one line, never as a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, SandboxError)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"optimizer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Make code faster with LLM agents, and measure speed honestly."""
+
+
+from optimizer import sandbox_cmd, score_cmd  # noqa: E402  (each registers its commands)
+
+sandbox_cmd.register(sandbox_app)
+score_cmd.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning user errors into one line."""
+    import click
+
+    try:
+        rc = app(standalone_mode=False)
+    except USER_ERRORS as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("[bold red]interrupted[/]")
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,7 @@
+"""`optimizer sandbox build|doctor`."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the sandbox commands."""

@@ -1,0 +1,1 @@
+"""Measurement: wall clock, instruction counts, hotspots, memory and GPU time."""

@@ -1,0 +1,1 @@
+"""The task format, the built-in suite, importers and the grading contract."""
