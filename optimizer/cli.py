@@ -21,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-sandbox_app = typer.Typer(help="Build, inspect and check the execution sandbox.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Build, inspect and check the execution sandbox.", no_args_is_help=True
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 err = Console(stderr=True, highlight=False)
@@ -53,17 +55,8 @@ score_cmd.register(app)
 
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one line."""
-    import click
-
     try:
-        rc = app(standalone_mode=False)
+        app()
     except USER_ERRORS as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        err.print("[bold red]interrupted[/]")
-        sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
