@@ -47,10 +47,11 @@ def _root(
     """Make code faster with LLM agents, and measure speed honestly."""
 
 
-from optimizer import sandbox_cmd, score_cmd  # noqa: E402  (each registers its commands)
+from optimizer import bench_cmd, sandbox_cmd, score_cmd  # noqa: E402  (each registers its commands)
 
 sandbox_cmd.register(sandbox_app)
 score_cmd.register(app)
+bench_cmd.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""Execution: run untrusted commands on a private copy of a source tree, with limits.
+
+>>> from sandbox import Source, open_sandbox
+>>> with open_sandbox(Source(repo=".", rev="HEAD")) as sb:
+...     result = sb.run("python3 -c 'print(1)'")
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sandbox.base import Sandbox
+from sandbox.errors import SandboxError
+from sandbox.models import Limits, RunResult, Source, Status
+
+Backend = Literal["auto", "docker", "local"]
+
+__all__ = [
+    "Backend",
+    "Limits",
+    "RunResult",
+    "Sandbox",
+    "SandboxError",
+    "Source",
+    "Status",
+    "open_sandbox",
+]
+
+
+def open_sandbox(
+    source: Source,
+    backend: Backend = "auto",
+    *,
+    limits: Limits | None = None,
+    image: str | None = None,
+) -> Sandbox:
+    """Make a private copy of ``source`` in the chosen backend.
+
+    ``auto`` picks docker wherever an engine answers, else local.
+    """
+    from sandbox import engine
+
+    if backend == "auto":
+        backend = "docker" if engine.available() else "local"
+    if backend == "docker":
+        from sandbox.docker_sandbox import DockerSandbox
+
+        return DockerSandbox(source, limits, image=image)
+    from sandbox.local_sandbox import LocalSandbox
+
+    return LocalSandbox(source, limits)

@@ -1,0 +1,283 @@
+"""The ``docker`` backend: one container per command, from a project-built image.
+
+The code is copied into a private volume (never bind-mounted from the user's tree). Every
+run gets ``--network none``, a cpuset, memory and pids limits, a read-only root with only
+the work dir and /tmp writable, no capabilities, and an unprivileged user. A run that passes
+its time limit is killed, and its container is removed whatever happens, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import docker.errors
+from docker.types import LogConfig, Ulimit
+
+from sandbox.base import Command, OutputCapture, Sandbox, argv, classify, relative
+from sandbox.engine import LABEL, client
+from sandbox.errors import SandboxError
+from sandbox.images import SANDBOX_UID, base_tag, image_exists
+from sandbox.models import Limits, MiB, RunResult, Source
+from sandbox.source import materialize
+
+WORKDIR = "/work"
+_OWNER = f"{socket.gethostname()}:{os.getpid()}"
+_COLLECT_MAX = 64 * MiB
+_STDIN = ".optimizer-stdin"
+
+
+class DockerSandbox(Sandbox):
+    """Runs each command in a fresh container over a private copy of the source."""
+
+    backend = "docker"
+    workdir = WORKDIR
+
+    def __init__(
+        self, source: Source, limits: Limits | None = None, *, image: str | None = None
+    ) -> None:
+        super().__init__(source, limits)
+        self.client = client()
+        sweep_stale()
+        self.image = image or base_tag()
+        if not image_exists(self.image):
+            fix = "run `optimizer sandbox build`" if image is None else f"`docker pull {image}`"
+            raise SandboxError(f"sandbox image {self.image} is not built. Fix: {fix}")
+        self.id = uuid.uuid4().hex[:12]
+        self._labels = {LABEL: self.id, f"{LABEL}.owner": _OWNER}
+        with tempfile.TemporaryDirectory(prefix="optimizer-src-") as tmp:
+            self.sha = materialize(source, Path(tmp))
+            archive = _tar_dir(Path(tmp))
+        self.volume = self.client.volumes.create(f"optimizer-{self.id}", labels=self._labels)
+        try:
+            self._populate(archive)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the private copy ------------------------------------------------------------------
+    def _populate(self, archive: bytes) -> None:
+        """Copy a tar archive into the volume through a container that never starts."""
+        holder = self._create(["true"], self.limits, {})
+        try:
+            holder.put_archive(WORKDIR, archive)
+        finally:
+            holder.remove(force=True)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            _add_bytes(tar, relative(path), data)
+        self._populate(buf.getvalue())
+
+    def close(self) -> None:
+        volume = getattr(self, "volume", None)
+        if volume is None:
+            return
+        for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.id}"}):
+            c.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
+        self.volume = None
+
+    # -- running ---------------------------------------------------------------------------
+    def _create(self, args: list[str], limits: Limits, env: Mapping[str, str]):
+        ulimits = [Ulimit(name="core", soft=0, hard=0), Ulimit(name="nofile", soft=4096, hard=4096)]
+        if limits.cpu_s is not None:
+            cpu = int(limits.cpu_s + 0.999)
+            ulimits.append(Ulimit(name="cpu", soft=cpu, hard=cpu + 1))
+        return self.client.containers.create(
+            self.image,
+            args,
+            working_dir=WORKDIR,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            environment={"HOME": "/tmp", "TMPDIR": "/tmp", "OPTIMIZER_SANDBOX": "docker", **env},
+            network_mode="none",
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            pids_limit=limits.pids,
+            cpuset_cpus=limits.cpuset,
+            read_only=True,
+            tmpfs={"/tmp": f"rw,exec,nosuid,size={limits.tmp_mb}m,mode=1777"},
+            volumes={self.volume.name: {"bind": WORKDIR, "mode": "rw"}},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ulimits=ulimits,
+            log_config=LogConfig(type="none"),
+            labels=self._labels,
+            detach=True,
+        )
+
+    def run(
+        self,
+        cmd: Command,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+        collect: Iterable[str] = (),
+        stdin: bytes | None = None,
+    ) -> RunResult:
+        limits = limits or self.limits
+        started = time.perf_counter()
+        args = argv(cmd)
+        if stdin is not None:  # a file in the copy, not the attach socket: EOF is reliable
+            self.write_file(_STDIN, stdin)
+            args = ["/bin/sh", "-c", 'exec "$@" < "$0"', f"{WORKDIR}/{_STDIN}", *args]
+        container = self._create(args, limits, dict(env or {}))
+        try:
+            return self._run(container, limits, list(collect), started)
+        finally:
+            container.remove(force=True)
+
+    def _run(self, container, limits: Limits, collect: list[str], started) -> RunResult:
+        stop = threading.Event()
+        capture = OutputCapture(limits.output_bytes, stop)
+        stream = container.attach(stdout=True, stderr=True, stream=True, demux=True, logs=False)
+        reader = threading.Thread(target=_pump, args=(stream, capture), daemon=True)
+        reader.start()
+        outcome: dict = {}
+
+        def wait() -> None:
+            try:
+                outcome["code"] = container.wait(timeout=limits.wall_s + 60)["StatusCode"]
+            except Exception as exc:  # the engine went away, or the run was killed
+                outcome["error"] = exc
+            outcome["ended"] = time.perf_counter()
+            stop.set()
+
+        container.start()
+        t0 = time.perf_counter()
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        stopped = ""
+        finished = stop.wait(limits.wall_s)
+        stopped_at = time.perf_counter()
+        if not finished:
+            stopped = "wall"
+        elif capture.truncated and "code" not in outcome:
+            stopped = "output"
+        if stopped:
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+        waiter.join(timeout=30)
+        reader.join(timeout=5)
+        container.reload()
+        state = container.attrs["State"]
+        if "error" in outcome and not stopped:
+            raise SandboxError(
+                f"the Docker engine failed during a run: {outcome['error']}. "
+                "Fix: check `docker info`, then run again"
+            )
+        code = None if stopped else outcome.get("code", state.get("ExitCode"))
+        status, why = classify(
+            code,
+            stopped=stopped,
+            oom_killed=bool(state.get("OOMKilled")),
+            stderr=capture.text("stderr"),
+            limits=limits,
+        )
+        duration = (stopped_at if stopped else outcome.get("ended", stopped_at)) - t0
+        files = self._collect(container, collect)
+        return RunResult(
+            status=status,
+            exit_code=code,
+            duration_s=duration,
+            overhead_s=max(0.0, time.perf_counter() - started - duration),
+            stdout=capture.text("stdout"),
+            stderr=capture.text("stderr"),
+            output_truncated=capture.truncated,
+            reason=why,
+            files=files,
+        )
+
+    def _collect(self, container, paths: list[str]) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        for name in paths:
+            try:
+                chunks, stat = container.get_archive(f"{WORKDIR}/{relative(name)}")
+            except docker.errors.NotFound:
+                continue
+            if stat.get("size", 0) > _COLLECT_MAX:
+                continue
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                member = tar.next()
+                if member is not None and member.isfile():
+                    files[name] = tar.extractfile(member).read()
+        return files
+
+
+def _pump(stream, capture: OutputCapture) -> None:
+    try:
+        for out, err in stream:
+            if out:
+                capture.feed("stdout", out)
+            if err:
+                capture.feed("stderr", err)
+    except Exception:  # the connection closes when the container is killed
+        pass
+
+
+def _tar_dir(root: Path) -> bytes:
+    """Tar a directory with every entry owned by the sandbox user."""
+
+    def own(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = SANDBOX_UID
+        info.uname = info.gname = "sandbox"
+        return info
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for entry in sorted(root.iterdir()):
+            tar.add(entry, arcname=entry.name, filter=own)
+    return buf.getvalue()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.uid = info.gid = SANDBOX_UID
+    info.mode = 0o644
+    info.mtime = int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sweep_stale() -> int:
+    """Remove containers and volumes left by runs of this host whose process is gone."""
+    host = socket.gethostname()
+    removed = 0
+    c = client()
+    items = [*c.containers.list(all=True, filters={"label": LABEL})]
+    items += c.volumes.list(filters={"label": LABEL})
+    for item in items:
+        labels = (
+            (item.attrs.get("Config", {}) or {}).get("Labels") or item.attrs.get("Labels") or {}
+        )
+        owner = labels.get(f"{LABEL}.owner", "")
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            item.remove(force=True)
+            removed += 1
+        except docker.errors.APIError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,39 @@
+"""Connecting to the Docker engine, with one-line errors when there is none."""
+
+from __future__ import annotations
+
+import functools
+
+import docker
+import docker.errors
+
+from sandbox.errors import SandboxError
+
+#: The label every container and volume this project makes carries.
+LABEL = "optimizer.sandbox"
+
+NO_ENGINE_FIX = (
+    "start one (`apt-get install -y docker.io && dockerd &`, or Docker Desktop), "
+    "or use `--sandbox local`"
+)
+
+
+@functools.cache
+def client() -> docker.DockerClient:
+    """A client for the engine named by DOCKER_HOST (or the local socket)."""
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except docker.errors.DockerException as exc:
+        reason = str(exc).split(":")[0] if str(exc) else type(exc).__name__
+        raise SandboxError(f"no Docker engine answers ({reason}). Fix: {NO_ENGINE_FIX}") from None
+    return c
+
+
+def available() -> bool:
+    """Whether a Docker engine answers."""
+    try:
+        client()
+    except SandboxError:
+        return False
+    return True

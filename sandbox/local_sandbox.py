@@ -1,0 +1,315 @@
+"""The ``local`` backend: a temp copy, a subprocess in its own process group, rlimits.
+
+Where bubblewrap (``bwrap``) is installed, each run is also confined: the whole filesystem
+is read-only except the work directory and a private /tmp, and the run gets its own network
+and PID namespaces (no network; killing it kills every process it started). Without
+bubblewrap there is no network or filesystem isolation, and the backend says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from sandbox.base import Command, OutputCapture, Sandbox, argv, classify, relative
+from sandbox.models import Limits, MiB, RunResult, Source
+from sandbox.source import materialize
+
+log = logging.getLogger("optimizer.sandbox")
+
+#: Host variables a run may see; everything else (API keys, tokens) stays out.
+_PASS_ENV = ("PATH", "LANG", "LC_ALL", "TERM", "VIRTUAL_ENV", "PYTHONPATH", "TRITON_INTERPRET")
+_COLLECT_MAX = 64 * MiB
+_warned = False
+
+
+def bwrap_path() -> str | None:
+    """The bubblewrap binary, if this machine has one that works."""
+    return shutil.which("bwrap")
+
+
+class LocalSandbox(Sandbox):
+    """Runs commands as subprocesses of this process, on a private temp copy."""
+
+    backend = "local"
+
+    def __init__(
+        self, source: Source, limits: Limits | None = None, *, confine: bool | None = None
+    ) -> None:
+        super().__init__(source, limits)
+        self._root = Path(tempfile.mkdtemp(prefix="optimizer-sandbox-"))
+        self.path = self._root / "work"
+        self._tmp = self._root / "tmp"
+        self.path.mkdir()
+        self._tmp.mkdir()
+        try:
+            self.sha = materialize(source, self.path)
+        except BaseException:
+            shutil.rmtree(self._root, ignore_errors=True)
+            raise
+        self.workdir = str(self.path)
+        self._bwrap = bwrap_path() if confine in (None, True) else None
+        if confine and not self._bwrap:
+            self.close()
+            raise RuntimeError("confine=True needs bubblewrap (apt-get install bubblewrap)")
+        global _warned
+        if not self._bwrap and not _warned:
+            _warned = True
+            log.warning(
+                "the local sandbox does NOT isolate the network or the filesystem: candidate "
+                "code can reach both. Use --sandbox docker, or install bubblewrap to confine it."
+            )
+
+    @property
+    def confined(self) -> bool:
+        return self._bwrap is not None
+
+    def write_file(self, path: str, data: bytes) -> None:
+        target = self.path / relative(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def close(self) -> None:
+        if self._root.exists():
+            _make_removable(self._root)
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    # -- running ---------------------------------------------------------------------------
+    def _command(self, cmd: Command) -> list[str]:
+        args = argv(cmd)
+        if not self._bwrap:
+            return args
+        return [
+            self._bwrap,
+            "--ro-bind", "/", "/",
+            "--tmpfs", "/tmp",
+            "--bind", str(self._tmp), "/tmp",
+            "--bind", str(self.path), str(self.path),
+            "--dev", "/dev",
+            "--proc", "/proc",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--new-session",
+            "--chdir", str(self.path),
+            *args,
+        ]  # fmt: skip
+
+    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+        tmp = "/tmp" if self._bwrap else str(self._tmp)
+        env.update(HOME=tmp, TMPDIR=tmp, OPTIMIZER_SANDBOX="local")
+        env.update(extra or {})
+        return env
+
+    def run(
+        self,
+        cmd: Command,
+        *,
+        limits: Limits | None = None,
+        env: Mapping[str, str] | None = None,
+        collect: Iterable[str] = (),
+        stdin: bytes | None = None,
+    ) -> RunResult:
+        limits = limits or self.limits
+        stop = threading.Event()
+        capture = OutputCapture(limits.output_bytes, stop)
+        reason: dict[str, str] = {}
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            self._command(cmd),
+            cwd=self.path,
+            env=self._env(env),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_rlimits(limits),
+        )
+        t0 = time.perf_counter()
+        ended = [t0]
+
+        def wait() -> None:
+            proc.wait()
+            ended[0] = time.perf_counter()
+            stop.set()
+
+        threads = [
+            threading.Thread(target=_pump, args=(proc.stdout, "stdout", capture), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, "stderr", capture), daemon=True),
+            threading.Thread(target=wait, daemon=True),
+        ]
+        if os.geteuid() == 0:  # RLIMIT_NPROC does not bind root: count the tree instead
+            threads.append(
+                threading.Thread(
+                    target=_watch_pids, args=(proc.pid, limits.pids, stop, reason), daemon=True
+                )
+            )
+        for t in threads:
+            t.start()
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(proc, stdin), daemon=True).start()
+        try:
+            finished = stop.wait(limits.wall_s)
+            stopped_at = time.perf_counter()
+            if not finished:
+                reason.setdefault("stopped", "wall")
+            elif capture.truncated:
+                reason.setdefault("stopped", "output")
+            elif len(_tree(proc.pid)) > limits.pids:  # e.g. a fork bomb whose parent exited
+                reason.setdefault("stopped", "pids")
+        finally:
+            _kill_tree(proc)
+        for t in threads[:3]:
+            t.join(timeout=5)
+        duration = (stopped_at if reason else ended[0]) - t0
+        code = proc.returncode
+        exit_code = 128 - code if code is not None and code < 0 else code
+        stderr = capture.text("stderr")
+        status, why = classify(
+            exit_code, stopped=reason.get("stopped", ""), stderr=stderr, limits=limits
+        )
+        files = self._collect(collect)
+        return RunResult(
+            status=status,
+            exit_code=None if reason else exit_code,
+            duration_s=duration,
+            overhead_s=max(0.0, time.perf_counter() - started - duration),
+            stdout=capture.text("stdout"),
+            stderr=stderr,
+            output_truncated=capture.truncated,
+            reason=why,
+            files=files,
+        )
+
+    def _collect(self, paths: Iterable[str]) -> dict[str, bytes]:
+        files = {}
+        for name in paths:
+            p = self.path / relative(name)
+            if p.is_file() and not p.is_symlink() and p.stat().st_size <= _COLLECT_MAX:
+                files[name] = p.read_bytes()
+        return files
+
+
+def _rlimits(limits: Limits):
+    """A pre-exec hook setting the run's rlimits in the child."""
+    memory = limits.memory_mb * MiB
+    nproc = None if os.geteuid() == 0 else _user_process_count() + limits.pids
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if limits.cpu_s is not None:
+            cpu = int(limits.cpu_s + 0.999)
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        cpus = _parse_cpuset(limits.cpuset)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return apply
+
+
+def _parse_cpuset(spec: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    return sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid)
+
+
+def _owner(p: Path) -> int | None:
+    try:
+        return p.stat().st_uid
+    except OSError:
+        return None
+
+
+def _pump(pipe, stream: str, capture: OutputCapture) -> None:
+    while chunk := pipe.read1(65536):
+        capture.feed(stream, chunk)
+    pipe.close()
+
+
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:
+        pass
+
+
+def _tree(root: int) -> set[int]:
+    """The pids of ``root``, its descendants, and everything in its process group."""
+    parent: dict[int, int] = {}
+    group: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        if int(fields[2]) == root:
+            group.add(pid)
+    found = {root} | group
+    frontier = list(found)
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    while frontier:
+        for child in children.get(frontier.pop(), ()):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return {p for p in found if p in parent}
+
+
+def _watch_pids(root: int, most: int, stop: threading.Event, reason: dict[str, str]) -> None:
+    """Stop the run when its process tree grows past ``most`` (rlimits do not bind root)."""
+    while not stop.wait(0.1):
+        if len(_tree(root)) > most:
+            reason.setdefault("stopped", "pids")
+            stop.set()
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the run's process group and every descendant, until none is left."""
+    for _ in range(100):
+        pids = _tree(proc.pid) - {os.getpid()}
+        if proc.returncode is None:
+            pids.add(proc.pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        proc.poll()
+        if not (_tree(proc.pid) - {proc.pid}) and proc.returncode is not None:
+            return
+        time.sleep(0.01)
+
+
+def _make_removable(root: Path) -> None:
+    """A run may have made directories read-only; give them back their write bit."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(dirpath, d), 0o755)
