@@ -5,6 +5,7 @@ Every user mistake surfaces as one line, ``error: <problem>. Fix: <fix>``, with 
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -54,8 +55,13 @@ score_cmd.register(app)
 bench_cmd.register(app)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so `finally` blocks remove containers on SIGTERM too
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into one line."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except USER_ERRORS as exc:

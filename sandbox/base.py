@@ -132,7 +132,8 @@ def classify(
     if exit_code == 0:
         return Status.OK, ""
     sig = exit_code - 128 if exit_code is not None and 128 < exit_code <= 128 + 64 else 0
-    if sig == signal.SIGXCPU:
+    if limits.cpu_s is not None and sig in (signal.SIGXCPU, signal.SIGKILL):
+        # the soft CPU limit sends SIGXCPU, the hard one (a second later) SIGKILL
         return Status.TIMEOUT, f"killed after the {limits.cpu_s or 0:g} s CPU-time limit"
     tail = stderr[-4000:]
     if any(marker in tail for marker in _OOM_MARKERS):

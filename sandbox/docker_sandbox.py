@@ -27,7 +27,7 @@ from sandbox.base import Command, OutputCapture, Sandbox, argv, classify, relati
 from sandbox.engine import LABEL, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
-from sandbox.models import Limits, MiB, RunResult, Source
+from sandbox.models import Limits, MiB, RunResult, Source, Status
 from sandbox.source import materialize
 
 WORKDIR = "/work"
@@ -154,7 +154,13 @@ class DockerSandbox(Sandbox):
             outcome["ended"] = time.perf_counter()
             stop.set()
 
-        container.start()
+        try:
+            container.start()
+        except docker.errors.APIError as exc:  # e.g. the executable does not exist
+            why = (exc.explanation or str(exc)).split("exec: ")[-1]
+            return RunResult(
+                status=Status.ERROR, exit_code=127, duration_s=0.0, reason=f"could not start: {why}"
+            )
         t0 = time.perf_counter()
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()

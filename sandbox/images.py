@@ -9,10 +9,12 @@ candidate runs never get a network.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -50,7 +52,7 @@ _CHANGES = (
     'CMD ["python3"]',
 )
 #: The host CA bundle, as build containers see it.
-_CA_IN_CONTAINER = "/etc/ssl/certs/host-ca-bundle.crt"
+_CA_IN_CONTAINER = "/tmp/optimizer-host-ca.crt"
 
 
 def _digest(obj: object) -> str:
@@ -145,6 +147,13 @@ class EnvRecipe(BaseModel):
         return " && ".join(steps) or "true"
 
 
+def _single_file_tar(name: str, path: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(path, arcname=name)
+    return buf.getvalue()
+
+
 def host_ca_bundle() -> Path | None:
     """The host's CA bundle, so pip works behind a TLS-inspecting proxy."""
     for candidate in (
@@ -175,21 +184,24 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
     for key in ("PIP_INDEX_URL", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
         if key in os.environ:
             env[key] = os.environ[key]
-    volumes = {}
-    if ca := host_ca_bundle():
-        volumes[str(ca)] = {"bind": _CA_IN_CONTAINER, "mode": "ro"}
+    script = recipe.script()
+    ca = host_ca_bundle()
+    if ca:  # copied in (not mounted), used by pip and apt, and removed before the commit
         env.update(PIP_CERT=_CA_IN_CONTAINER, SSL_CERT_FILE=_CA_IN_CONTAINER)
         env["REQUESTS_CA_BUNDLE"] = _CA_IN_CONTAINER
+        script = f"({script}); code=$?; rm -f {_CA_IN_CONTAINER}; exit $code"
     log(f"building env layer {tag}: {recipe.script()}")
-    container = client().containers.run(
+    container = client().containers.create(
         base,
-        ["/bin/sh", "-c", recipe.script()],
+        ["/bin/sh", "-c", script],
         network_mode="host",
         environment=env,
-        volumes=volumes,
         labels={LABEL: "build"},
-        detach=True,
+        user="root",
     )
+    if ca:
+        container.put_archive("/tmp", _single_file_tar(Path(_CA_IN_CONTAINER).name, ca))
+    container.start()
     try:
         code = container.wait(timeout=3600)["StatusCode"]
         if code:

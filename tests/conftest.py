@@ -1,0 +1,73 @@
+"""Shared fixtures: real git repos in temp dirs, and the real Docker engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its stdout."""
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Make a git repo whose history is the given commits (each a {path: text} dict)."""
+
+    def make(*commits: dict[str, str], name: str = "repo") -> Path:
+        repo = tmp_path / name
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        for i, files in enumerate(commits):
+            for rel, text in files.items():
+                path = repo / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", f"commit {i}")
+        return repo
+
+    return make
+
+
+def docker_required() -> bool:
+    """In CI (CI set) Docker-backed tests must run: a missing engine is a failure."""
+    return bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The sandbox base image, built on demand; skips (or fails in CI) with no engine."""
+    from sandbox import engine
+    from sandbox.images import build_base
+
+    if not engine.available():
+        message = "no Docker engine answers (start dockerd, or see `optimizer sandbox doctor`)"
+        if docker_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return build_base(log=lambda _msg: None)
+
+
+@pytest.fixture(params=["local", "docker"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both sandbox backends; the docker one needs the engine and the base image."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_image")
+    return request.param

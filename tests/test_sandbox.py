@@ -1,0 +1,235 @@
+"""The sandbox contains hostile code in both backends, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox import Limits, Source, Status, open_sandbox
+from tests.conftest import git
+
+HOSTILE = {"main.py": "print('hello')\n", "data.txt": "precious\n"}
+
+
+def py(code: str) -> list[str]:
+    return ["python3", "-c", code]
+
+
+def containers_left() -> list:
+    import docker
+
+    return docker.from_env().containers.list(all=True, filters={"label": "optimizer.sandbox"})
+
+
+def volumes_left() -> list:
+    import docker
+
+    return docker.from_env().volumes.list(filters={"label": "optimizer.sandbox"})
+
+
+def assert_cleaned(sb) -> None:
+    """The sandbox copy, and for docker every container and volume, is gone."""
+    if sb.backend == "local":
+        assert not sb._root.exists()
+    else:
+        assert not [c for c in containers_left() if c.labels.get("optimizer.sandbox") == sb.id]
+        assert not [v for v in volumes_left() if v.name == f"optimizer-{sb.id}"]
+
+
+def host_can_fork() -> bool:
+    return subprocess.run(["true"]).returncode == 0
+
+
+def test_runs_and_collects(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        result = sb.run(py("open('out.json','w').write('{}'); print('hi')"), collect=["out.json"])
+        assert result.status is Status.OK and result.exit_code == 0
+        assert result.stdout == "hi\n"
+        assert result.files == {"out.json": b"{}"}
+        failed = sb.run("echo oops >&2; exit 3")
+        assert failed.status is Status.ERROR and failed.exit_code == 3
+        assert "oops" in failed.stderr
+        assert sb.run("cat", stdin=b"from stdin").stdout == "from stdin"
+        missing = sb.run(["definitely-not-a-command"])
+        assert missing.status is Status.ERROR
+    assert_cleaned(sb)
+
+
+def test_fork_bomb(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    bomb = py("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass")
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        result = sb.run(bomb, limits=Limits(wall_s=5, pids=64))
+        assert result.status in (Status.KILLED, Status.TIMEOUT), result
+        assert result.reason
+    assert host_can_fork()
+    assert_cleaned(sb)
+
+
+def test_fork_bomb_in_shell(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    limits = Limits(wall_s=5, pids=64)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        # The classic bomb returns at once; its children are killed with the run.
+        sb.run(["bash", "-c", ":(){ :|:& };:"], limits=limits)
+        result = sb.run(["bash", "-c", ":(){ :|:& };:; sleep 60"], limits=limits)
+        assert result.status in (Status.KILLED, Status.TIMEOUT), result
+    time.sleep(0.5)
+    bombs = ["pgrep", "-c", "-f", r"bash -c :\(\)"]
+    leftover = subprocess.run(bombs, capture_output=True, text=True)
+    assert leftover.stdout.strip() in ("", "0")
+    assert_cleaned(sb)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = bytearray(50 * 2**30)",  # one 50 GB allocation
+        "chunks = []\nfor _ in range(50 * 1024):\n    chunks.append(b'x' * 2**20)",  # touched
+    ],
+    ids=["one-50GB-block", "50GB-in-1MB-chunks"],
+)
+def test_huge_allocation_is_oom(make_repo, backend, code):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        result = sb.run(py(code), limits=Limits(memory_mb=256, wall_s=60))
+        assert result.status is Status.OOM, result
+        assert "memory" in result.reason
+    assert_cleaned(sb)
+
+
+def test_infinite_loop_times_out(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        started = time.monotonic()
+        result = sb.run(py("while True: pass"), limits=Limits(wall_s=2))
+        assert result.status is Status.TIMEOUT
+        assert result.exit_code is None
+        assert 1.9 < result.duration_s < 10
+        assert time.monotonic() - started < 20
+        cpu = sb.run(py("while True: pass"), limits=Limits(wall_s=30, cpu_s=1))
+        assert cpu.status is Status.TIMEOUT and "CPU" in cpu.reason
+    assert_cleaned(sb)
+
+
+def test_writing_outside_the_work_dir_fails(make_repo, backend, tmp_path):
+    if backend == "local":
+        from sandbox.local_sandbox import bwrap_path
+
+        if bwrap_path() is None and not os.environ.get("CI"):
+            pytest.skip("the local sandbox confines writes only with bubblewrap installed")
+    repo = make_repo(HOSTILE)
+    outside = tmp_path / "outside.txt"
+    code = f"open({str(outside)!r}, 'w').write('escaped')"
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        result = sb.run(py(code))
+        assert result.status is Status.ERROR
+        assert "Read-only file system" in result.stderr or "No such file" in result.stderr
+        etc = sb.run(py("open('/etc/optimizer-escape', 'w').write('x')"))
+        assert etc.status is Status.ERROR
+    assert not outside.exists()
+    assert not Path("/etc/optimizer-escape").exists()
+    assert_cleaned(sb)
+
+
+def test_deleting_the_work_tree_leaves_the_user_tree_alone(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    (repo / "data.txt").write_text("uncommitted edit\n")
+    (repo / "untracked.txt").write_text("mine\n")
+    before = git(repo, "status", "--porcelain")
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        result = sb.run(["sh", "-c", "rm -rf ./* ./.[!.]* ; ls -A | wc -l"])
+        assert result.stdout.strip() == "0"
+        assert sb.run("test -e main.py").status is Status.ERROR
+    assert (repo / "data.txt").read_text() == "uncommitted edit\n"
+    assert (repo / "untracked.txt").read_text() == "mine\n"
+    assert (repo / "main.py").exists()
+    assert git(repo, "status", "--porcelain") == before
+    assert_cleaned(sb)
+
+
+def test_printing_a_gigabyte_is_killed(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        started = time.monotonic()
+        result = sb.run(["sh", "-c", "head -c 1073741824 /dev/zero"], limits=Limits(wall_s=120))
+        assert result.status is Status.KILLED
+        assert result.output_truncated
+        assert len(result.stdout.encode()) <= Limits().output_bytes
+        assert time.monotonic() - started < 60
+    assert_cleaned(sb)
+
+
+def test_docker_has_no_network(make_repo, docker_image):
+    repo = make_repo(HOSTILE)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept() -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                accepted.append(listener.accept())
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+    with open_sandbox(Source(repo=repo), "docker") as sb:
+        result = sb.run(py(code))
+        assert result.status is Status.ERROR
+        assert "Connection refused" in result.stderr or "unreachable" in result.stderr
+        ifaces = sb.run(py("import socket; print(sorted(n for _, n in socket.if_nameindex()))"))
+        assert ifaces.stdout.strip() == "['lo']"
+    thread.join()
+    listener.close()
+    assert accepted == []
+
+
+def test_patch_and_revision(make_repo, backend):
+    repo = make_repo({"a.txt": "one\n"}, {"a.txt": "two\n"})
+    patch = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+patched\n"
+    with open_sandbox(Source(repo=repo, rev="HEAD~1", patch=patch), backend) as sb:
+        assert sb.run("cat a.txt").stdout == "patched\n"
+        assert sb.sha == git(repo, "rev-parse", "HEAD~1")
+    assert (repo / "a.txt").read_text() == "two\n"
+
+
+def test_ctrl_c_leaves_no_container(make_repo, docker_image):
+    repo = make_repo(HOSTILE)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "optimizer", "sandbox", "run", str(repo), "--sandbox", "docker"]
+        + ["--", "sleep", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not [c for c in containers_left() if c.status == "running"]:
+        assert time.monotonic() < deadline, "the sandbox never started"
+        time.sleep(0.2)
+    cli.send_signal(2)  # SIGINT, as Ctrl-C sends
+    cli.wait(timeout=60)
+    assert "Traceback" not in cli.stderr.read().decode()
+    assert containers_left() == []
+    assert volumes_left() == []
+
+
+def test_local_sandbox_hides_secrets(make_repo, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), "local") as sb:
+        result = sb.run(py("import os; print(os.environ.get('OPENAI_API_KEY'))"))
+    assert result.stdout.strip() == "None"

@@ -1,0 +1,116 @@
+"""`optimizer sandbox ...` as a user runs it: real subprocesses, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import Source, open_sandbox
+from sandbox.images import EnvRecipe, build_env, env_tag
+
+
+def optimizer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "optimizer", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "Fix: " in lines[0]
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_commands():
+    done = optimizer("--help")
+    assert done.returncode == 0
+    for command in ("sandbox", "score", "bench"):
+        assert command in done.stdout
+
+
+def test_not_a_git_repo(tmp_path):
+    assert_one_line_error(
+        optimizer("sandbox", "run", str(tmp_path), "--sandbox", "local", "--", "true"),
+        "not a git repository",
+    )
+
+
+def test_unknown_revision(make_repo):
+    repo = make_repo({"a.txt": "a\n"})
+    assert_one_line_error(
+        optimizer("sandbox", "run", str(repo), "--rev", "nope", "--sandbox", "local", "--", "true"),
+        "unknown revision 'nope'",
+    )
+
+
+def test_patch_that_does_not_apply(make_repo, tmp_path):
+    repo = make_repo({"a.txt": "a\n"})
+    patch = tmp_path / "bad.patch"
+    patch.write_text("--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-not there\n+b\n")
+    done = optimizer(
+        "sandbox", "run", str(repo), "--patch", str(patch), "--sandbox", "local", "--", "true"
+    )
+    assert_one_line_error(done, "patch does not apply", "a.txt")
+
+
+def test_no_docker_engine_suggests_local(make_repo, tmp_path):
+    repo = make_repo({"a.txt": "a\n"})
+    done = optimizer(
+        "sandbox", "run", str(repo), "--sandbox", "docker", "--", "true",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+    )  # fmt: skip
+    assert_one_line_error(done, "no Docker engine", "--sandbox local")
+
+
+def test_doctor_without_engine_names_the_fix(tmp_path):
+    done = optimizer("sandbox", "doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert done.returncode == 1
+    assert "apt-get install -y docker.io" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_run_shows_status(make_repo):
+    repo = make_repo({"a.py": "print('from the copy')\n"})
+    done = optimizer("sandbox", "run", str(repo), "--sandbox", "local", "--", "python3", "a.py")
+    assert done.returncode == 0, done.stderr
+    assert "from the copy" in done.stdout
+    assert "ok in local sandbox" in done.stdout
+    failed = optimizer("sandbox", "run", str(repo), "--sandbox", "local", "--", "false")
+    assert failed.returncode == 1
+    assert "error in local sandbox" in failed.stdout
+
+
+def test_build_then_doctor_is_all_ok(docker_image):
+    built = optimizer("sandbox", "build")
+    assert built.returncode == 0, built.stderr
+    assert docker_image in built.stdout  # already built: reused by its content hash
+    doctor = optimizer("sandbox", "doctor")
+    assert doctor.returncode == 0, doctor.stdout
+    for piece in ("docker engine", "base image", "mmdebstrap", "valgrind"):
+        row = next(line for line in doctor.stdout.splitlines() if piece in line)
+        assert "OK" in row, row
+
+
+@pytest.mark.slow
+def test_env_layer_is_built_with_pip_and_cached(docker_image, make_repo):
+    recipe = EnvRecipe(pip=["six==1.16.0"])
+    tag = build_env(recipe, log=lambda _msg: None)
+    assert tag == env_tag(recipe) and tag.startswith("optimizer-env:")
+    assert build_env(recipe, log=lambda _msg: None) == tag  # cached by content hash
+    assert env_tag(EnvRecipe(pip=["six==1.15.0"])) != tag
+    repo = make_repo({"a.py": "import six; print(six.__version__)\n"})
+    with open_sandbox(Source(repo=Path(repo)), "docker", image=tag) as sb:
+        result = sb.run(["python3", "a.py"])
+    assert result.stdout.strip() == "1.16.0", result
