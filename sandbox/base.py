@@ -43,7 +43,6 @@ class Sandbox(ABC):
         self.source = source
         self.limits = limits or Limits()
 
-    @abstractmethod
     def run(
         self,
         cmd: Command,
@@ -59,6 +58,19 @@ class Sandbox(ABC):
         the run comes back in ``RunResult.files``. The harness reads results from those
         files, never from the command's stdout.
         """
+        paths = [relative(p) for p in collect]
+        return self._execute(argv(cmd), limits or self.limits, dict(env or {}), paths, stdin)
+
+    @abstractmethod
+    def _execute(
+        self,
+        args: list[str],
+        limits: Limits,
+        env: dict[str, str],
+        collect: list[str],
+        stdin: bytes | None,
+    ) -> RunResult:
+        """The backend's part of ``run``, with every argument normalized."""
 
     @abstractmethod
     def write_file(self, path: str, data: bytes) -> None:

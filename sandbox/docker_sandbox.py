@@ -17,13 +17,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import docker.errors
 from docker.types import LogConfig, Ulimit
 
-from sandbox.base import Command, OutputCapture, Sandbox, argv, classify, relative
+from sandbox.base import OutputCapture, Sandbox, classify, relative
 from sandbox.engine import LABEL, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
@@ -117,24 +117,21 @@ class DockerSandbox(Sandbox):
             detach=True,
         )
 
-    def run(
+    def _execute(
         self,
-        cmd: Command,
-        *,
-        limits: Limits | None = None,
-        env: Mapping[str, str] | None = None,
-        collect: Iterable[str] = (),
-        stdin: bytes | None = None,
+        args: list[str],
+        limits: Limits,
+        env: dict[str, str],
+        collect: list[str],
+        stdin: bytes | None,
     ) -> RunResult:
-        limits = limits or self.limits
         started = time.perf_counter()
-        args = argv(cmd)
         if stdin is not None:  # a file in the copy, not the attach socket: EOF is reliable
             self.write_file(_STDIN, stdin)
             args = ["/bin/sh", "-c", 'exec "$@" < "$0"', f"{WORKDIR}/{_STDIN}", *args]
-        container = self._create(args, limits, dict(env or {}))
+        container = self._create(args, limits, env)
         try:
-            return self._run(container, limits, list(collect), started)
+            return self._run(container, limits, collect, started)
         finally:
             container.remove(force=True)
 
@@ -209,7 +206,7 @@ class DockerSandbox(Sandbox):
         files: dict[str, bytes] = {}
         for name in paths:
             try:
-                chunks, stat = container.get_archive(f"{WORKDIR}/{relative(name)}")
+                chunks, stat = container.get_archive(f"{WORKDIR}/{name}")
             except docker.errors.NotFound:
                 continue
             if stat.get("size", 0) > _COLLECT_MAX:

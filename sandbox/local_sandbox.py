@@ -18,10 +18,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.base import Command, OutputCapture, Sandbox, argv, classify, relative
+from sandbox.base import OutputCapture, Sandbox, classify, relative
 from sandbox.models import Limits, MiB, RunResult, Source
 from sandbox.source import materialize
 
@@ -85,8 +85,7 @@ class LocalSandbox(Sandbox):
             shutil.rmtree(self._root, ignore_errors=True)
 
     # -- running ---------------------------------------------------------------------------
-    def _command(self, cmd: Command) -> list[str]:
-        args = argv(cmd)
+    def _command(self, args: list[str]) -> list[str]:
         if not self._bwrap:
             return args
         return [
@@ -103,29 +102,27 @@ class LocalSandbox(Sandbox):
             *args,
         ]  # fmt: skip
 
-    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         tmp = "/tmp" if self._bwrap else str(self._tmp)
         env.update(HOME=tmp, TMPDIR=tmp, OPTIMIZER_SANDBOX="local")
-        env.update(extra or {})
+        env.update(extra)
         return env
 
-    def run(
+    def _execute(
         self,
-        cmd: Command,
-        *,
-        limits: Limits | None = None,
-        env: Mapping[str, str] | None = None,
-        collect: Iterable[str] = (),
-        stdin: bytes | None = None,
+        args: list[str],
+        limits: Limits,
+        env: dict[str, str],
+        collect: list[str],
+        stdin: bytes | None,
     ) -> RunResult:
-        limits = limits or self.limits
         stop = threading.Event()
         capture = OutputCapture(limits.output_bytes, stop)
         reason: dict[str, str] = {}
         started = time.perf_counter()
         proc = subprocess.Popen(
-            self._command(cmd),
+            self._command(args),
             cwd=self.path,
             env=self._env(env),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -190,10 +187,10 @@ class LocalSandbox(Sandbox):
             files=files,
         )
 
-    def _collect(self, paths: Iterable[str]) -> dict[str, bytes]:
+    def _collect(self, paths: list[str]) -> dict[str, bytes]:
         files = {}
         for name in paths:
-            p = self.path / relative(name)
+            p = self.path / name
             if p.is_file() and not p.is_symlink() and p.stat().st_size <= _COLLECT_MAX:
                 files[name] = p.read_bytes()
         return files
