@@ -1,0 +1,264 @@
+"""The task format: what an agent is asked to speed up, and how a candidate is judged.
+
+A task is a directory holding ``task.toml`` (this model) plus the files it names: the source
+tree (for local tasks), the expert patch, and hidden inputs that are never shown to agents.
+Paths in the file are relative to the task directory unless a field says otherwise.
+
+    id = "pie-pair-sums"
+    kind = "program"
+    title = "Count pairs with a given sum"
+    prompt = "Make main.py faster. It reads ... from stdin and prints ..."
+
+    [source]
+    path = "repo"               # or git = "https://..." + commit = "<sha>", or pypi = "name==1.0"
+
+    [setup]
+    pip = ["pytest==8.3.3"]     # the env image layer (docker); local runs use the host
+    install = []                # commands after the patch applies (no network)
+
+    [workload]
+    command = "python3 main.py < inputs/workload.txt"   # or: file = "bench_workload.py"
+
+    [tests]
+    command = "python3 -m pytest -q -p no:cacheprovider --junitxml={junit}"
+    protected = ["tests/", "conftest.py"]
+
+    [[checks]]                         # output equivalence against the baseline
+    name = "hidden-duplicates"
+    command = "python3 main.py"
+    stdin = "hidden/dups.txt"          # in the task directory, copied in at grading time
+    hidden = true
+    compare = "exact"
+
+    [expert]
+    patch = "expert.patch"
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TASK_FILE = "task.toml"
+#: Where the test command must write its JUnit XML (``{junit}`` in the command).
+JUNIT_PATH = ".optimizer/junit.xml"
+
+
+class TaskError(Exception):
+    """A task file the user must fix; the message is one line naming the file, field and fix."""
+
+
+class Kind(StrEnum):
+    PROGRAM = "program"  # a single-file program with stdin/stdout cases (PIE style)
+    REPO = "repo"  # a library with a test suite and a workload (SWE-fficiency style)
+    KERNEL = "kernel"  # a GPU kernel against a PyTorch reference (KernelBench style)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """Where the code comes from: exactly one of a local path, a git URL + commit, a sdist."""
+
+    path: str | None = Field(None, description="A directory (made a git repo) or a git repo.")
+    git: str | None = Field(None, description="A git URL; needs `commit`.")
+    commit: str | None = Field(None, description="The base commit for `git` (or for `path`).")
+    pypi: str | None = Field(None, description="A PyPI sdist, `name==version`.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SourceSpec:
+        given = [k for k in ("path", "git", "pypi") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of path, git (with commit) or pypi")
+        if self.git and not self.commit:
+            raise ValueError("a git source needs `commit`")
+        if self.pypi and not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", self.pypi):
+            raise ValueError("pypi must be `name==version`")
+        return self
+
+
+class Setup(_Strict):
+    image: str | None = Field(None, description="A prebuilt image to use instead of building.")
+    pip: list[str] = Field(default_factory=list, description="pip requirements (env layer).")
+    apt: list[str] = Field(default_factory=list, description="Debian packages (env layer).")
+    install: list[str] = Field(
+        default_factory=list,
+        description="Commands run in the work dir after the patch, without network. Only the "
+        "work dir persists between runs.",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Variables for every run.")
+
+
+class WorkloadSpec(_Strict):
+    """The workload: a shell command, or a Python file with setup() and workload()."""
+
+    command: str | None = None
+    file: str | None = Field(None, description="Path in the source tree (protected).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WorkloadSpec:
+        if bool(self.command) == bool(self.file):
+            raise ValueError("give exactly one of command or file")
+        return self
+
+
+class TestsSpec(_Strict):
+    command: str = Field(description="Writes JUnit XML to `{junit}`; judged by it + exit code.")
+    protected: list[str] = Field(
+        default_factory=list,
+        description="Paths (files, or directories ending in /) restored from the base before "
+        "grading; a patch that touches them is rejected. The workload file, conftest.py and "
+        ".optimizer/ are always protected.",
+    )
+
+
+class Check(_Strict):
+    """An output-equivalence check: the candidate's output must match the baseline's."""
+
+    name: str
+    command: str = Field(description="Run in the work dir; its stdout (or `output`) is compared.")
+    stdin: str | None = Field(None, description="A file in the task directory fed as stdin.")
+    files: list[str] = Field(
+        default_factory=list, description="Task-directory files copied into .optimizer/inputs/."
+    )
+    output: str | None = Field(None, description="A file the command writes, compared instead.")
+    hidden: bool = Field(False, description="Hidden inputs are never shown to agents.")
+    compare: Literal["exact", "lines", "numeric"] = "exact"
+    rtol: float = Field(1e-9, ge=0)
+    atol: float = Field(0.0, ge=0)
+
+
+class Expert(_Strict):
+    patch: str | None = Field(None, description="The expert diff, in the task directory.")
+    speedup: float | None = Field(None, gt=0, description="The expert's published speedup.")
+
+
+class Level(_Strict):
+    """An eff@k level (ENAMEL): tests of one size, with a hardness weight."""
+
+    hardness: float = Field(ge=0)
+    checks: list[str] = Field(description="Names of the checks that make up this level.")
+
+
+class Efficiency(_Strict):
+    alpha: float = Field(2.0, gt=1)
+    repeats: int = Field(6, ge=1)
+    levels: list[Level]
+
+
+class TaskLimits(_Strict):
+    """Per-phase time limits (seconds) and resources."""
+
+    install_s: float = Field(600, gt=0)
+    tests_s: float = Field(300, gt=0)
+    workload_s: float = Field(120, gt=0)
+    check_s: float = Field(60, gt=0)
+    memory_mb: int = Field(2048, gt=0)
+    pids: int = Field(256, gt=0)
+
+
+class KernelSpec(_Strict):
+    """Placeholder for kernel tasks until the kernels format lands: reference + entry point."""
+
+    reference: str = Field(description="A PyTorch reference module file in the source tree.")
+    entry: str = Field("Model", description="The nn.Module class name.")
+    dtype: Literal["float32", "float16", "int32"] = "float32"
+    atol: float = 1e-4
+    rtol: float = 1e-4
+
+
+class Task(_Strict):
+    """One task, read from ``task.toml``. ``root`` is the task directory (set on load)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    kind: Kind
+    title: str = ""
+    prompt: str = Field("", description="What the agent is told (never the hidden inputs).")
+    source: SourceSpec
+    setup: Setup = Setup()
+    workload: WorkloadSpec
+    tests: TestsSpec | None = None
+    checks: list[Check] = Field(default_factory=list)
+    expert: Expert = Expert()
+    efficiency: Efficiency | None = None
+    limits: TaskLimits = TaskLimits()
+    kernel: KernelSpec | None = None
+    root: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Task:
+        names = [c.name for c in self.checks]
+        if len(names) != len(set(names)):
+            raise ValueError("check names must be unique")
+        if self.efficiency:
+            unknown = {n for lv in self.efficiency.levels for n in lv.checks} - set(names)
+            if unknown:
+                raise ValueError(f"efficiency levels name unknown checks: {sorted(unknown)}")
+        if self.kind is Kind.KERNEL and self.kernel is None:
+            raise ValueError("a kernel task needs a [kernel] table")
+        return self
+
+    def protected_paths(self) -> list[str]:
+        """Every path a candidate may not change."""
+        paths = [*(self.tests.protected if self.tests else []), "conftest.py", ".optimizer/"]
+        if self.workload.file:
+            paths.append(self.workload.file)
+        return sorted(set(paths))
+
+    def visible_checks(self) -> list[Check]:
+        return [c for c in self.checks if not c.hidden]
+
+    def hidden_checks(self) -> list[Check]:
+        return [c for c in self.checks if c.hidden]
+
+    def file(self, rel: str) -> Path:
+        """A file of the task directory, checked to exist."""
+        path = self.root / rel
+        if not path.is_file():
+            raise TaskError(
+                f"{self.root / TASK_FILE}: {rel} does not exist. Fix: add the file or correct "
+                "the path (paths are relative to the task directory)"
+            )
+        return path
+
+
+def load_task(path: Path) -> Task:
+    """Read a task from ``task.toml`` (or its directory); raise a one-line TaskError."""
+    path = Path(path)
+    file = path / TASK_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise TaskError(f"no task file at {file}. Fix: pass a task directory holding {TASK_FILE}")
+    try:
+        data = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise TaskError(f"{file}: not valid TOML ({exc}). Fix: correct the syntax") from None
+    try:
+        task = Task.model_validate({**data, "root": file.parent.resolve()})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise TaskError(f"{file}: field '{field}': {msg}. Fix: {_fix(err)}") from None
+    for rel in [task.expert.patch, *(c.stdin for c in task.checks), *_check_files(task)]:
+        if rel:
+            task.file(rel)
+    return task
+
+
+def _check_files(task: Task) -> list[str]:
+    return [f for c in task.checks for f in c.files]
+
+
+def _fix(err: dict) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "add the field"
+    if kind == "extra_forbidden":
+        return "remove the field, or check its spelling"
+    return "see the task format in the README"
