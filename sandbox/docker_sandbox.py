@@ -245,6 +245,15 @@ def _tar_dir(root: Path) -> bytes:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Add a file, and its parent directories, all owned by the sandbox user."""
+    parents = list(reversed(Path(name).parents))[1:]
+    for parent in parents:
+        folder = tarfile.TarInfo(parent.as_posix())
+        folder.type = tarfile.DIRTYPE
+        folder.mode = 0o755
+        folder.uid = folder.gid = SANDBOX_UID
+        folder.mtime = int(time.time())
+        tar.addfile(folder)
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.uid = info.gid = SANDBOX_UID

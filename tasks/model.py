@@ -18,6 +18,7 @@ Paths in the file are relative to the task directory unless a field says otherwi
 
     [workload]
     command = "python3 main.py < inputs/workload.txt"   # or: file = "bench_workload.py"
+                                # or: script = "workload.py" (in the task directory)
 
     [tests]
     command = "python3 -m pytest -q -p no:cacheprovider --junitxml={junit}"
@@ -100,11 +101,17 @@ class WorkloadSpec(_Strict):
 
     command: str | None = None
     file: str | None = Field(None, description="Path in the source tree (protected).")
+    script: str | None = Field(
+        None,
+        description="A Python file in the TASK directory (setup() and workload(), as `file`), "
+        "copied by the grader to .optimizer/workload/<name> in the work dir; used when the "
+        "workload is not part of the source tree (imported datasets).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
-        if bool(self.command) == bool(self.file):
-            raise ValueError("give exactly one of command or file")
+        if sum(bool(v) for v in (self.command, self.file, self.script)) != 1:
+            raise ValueError("give exactly one of command, file or script")
         return self
 
 
@@ -115,6 +122,15 @@ class TestsSpec(_Strict):
         description="Paths (files, or directories ending in /) restored from the base before "
         "grading; a patch that touches them is rejected. The workload file, conftest.py and "
         ".optimizer/ are always protected.",
+    )
+    must_pass: list[str] = Field(
+        default_factory=list,
+        description="Test ids (JUnit classname::name or pytest node ids) that must pass "
+        "(SWE-fficiency PASS_TO_PASS); empty means every test that ran must pass.",
+    )
+    serial: list[str] = Field(
+        default_factory=list,
+        description="Test files run one at a time (SWE-fficiency single_thread_tests).",
     )
 
 
@@ -128,8 +144,22 @@ class Check(_Strict):
         default_factory=list, description="Task-directory files copied into .optimizer/inputs/."
     )
     output: str | None = Field(None, description="A file the command writes, compared instead.")
+    expected: str | None = Field(
+        None,
+        description="A task-directory file holding the known-correct output (PIE); when given, "
+        "the output must also match it, not only the baseline's.",
+    )
+    reference_command: str | None = Field(
+        None,
+        description="Run on the baseline before `command` runs on the candidate, to store "
+        "reference results under .optimizer/ (GSO `--reference` then `--eqcheck`).",
+    )
     hidden: bool = Field(False, description="Hidden inputs are never shown to agents.")
-    compare: Literal["exact", "lines", "numeric"] = "exact"
+    compare: Literal["exact", "lines", "numeric", "exit"] = Field(
+        "exact",
+        description="exact, lines (line by line after stripping), numeric (rtol/atol), or "
+        "exit (the command's own equivalence check: exit status 0 passes).",
+    )
     rtol: float = Field(1e-9, ge=0)
     atol: float = Field(0.0, ge=0)
 
@@ -137,6 +167,7 @@ class Check(_Strict):
 class Expert(_Strict):
     patch: str | None = Field(None, description="The expert diff, in the task directory.")
     speedup: float | None = Field(None, gt=0, description="The expert's published speedup.")
+    commit: str | None = Field(None, description="The expert commit in the source git (GSO).")
 
 
 class Level(_Strict):
@@ -245,7 +276,14 @@ def load_task(path: Path) -> Task:
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         raise TaskError(f"{file}: field '{field}': {msg}. Fix: {_fix(err)}") from None
-    for rel in [task.expert.patch, *(c.stdin for c in task.checks), *_check_files(task)]:
+    rels = [
+        task.expert.patch,
+        task.workload.script,
+        *(c.stdin for c in task.checks),
+        *(c.expected for c in task.checks),
+        *_check_files(task),
+    ]
+    for rel in rels:
         if rel:
             task.file(rel)
     return task

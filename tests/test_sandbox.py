@@ -233,3 +233,12 @@ def test_local_sandbox_hides_secrets(make_repo, monkeypatch):
     with open_sandbox(Source(repo=repo), "local") as sb:
         result = sb.run(py("import os; print(os.environ.get('OPENAI_API_KEY'))"))
     assert result.stdout.strip() == "None"
+
+
+def test_written_files_and_their_folders_are_writable(make_repo, backend):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        sb.write_file("deep/er/harness.py", b"print('ok')\n")
+        result = sb.run("python3 deep/er/harness.py && touch deep/er/new && echo x > deep/x")
+        assert result.status is Status.OK, result
+        assert result.stdout == "ok\n"

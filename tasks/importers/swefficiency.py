@@ -1,0 +1,97 @@
+"""SWE-fficiency rows (a JSONL file, or a JSON list of rows) -> repo tasks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tasks.importers.common import (
+    Draft,
+    RowError,
+    as_float,
+    as_list,
+    ensure_newline,
+    require,
+    safe_id,
+)
+
+FORMAT = "swefficiency"
+#: Keys that identify a row of this format (all present).
+SIGNATURE = ("workload", "base_commit")
+#: Keys any one of which suggests this format when the signature does not match fully.
+HINTS = ("workload", "covering_tests", "rebuild_cmd")
+
+
+def convert(row: dict[str, Any]) -> Draft:
+    iid = require(row, "instance_id", 'the instance id, e.g. "sympy__sympy-12345"')
+    repo = require(row, "repo", 'the GitHub "owner/name"')
+    if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo):
+        raise RowError("repo", f"must be 'owner/name', not {repo!r}", 'give "owner/name"')
+    base = require(row, "base_commit", "the commit the instance starts from")
+    workload = require(row, "workload", "the workload script with setup() and workload()")
+
+    files = {"workload.py": ensure_newline(workload)}
+    expert: dict[str, Any] = {}
+    patch = row.get("patch")
+    if patch:
+        if not isinstance(patch, str):
+            raise RowError("patch", "must be a string (a unified diff)", "give the expert diff")
+        files["expert.patch"] = ensure_newline(patch)
+        expert["patch"] = "expert.patch"
+    speedup = as_float(row, "speedup")
+    if speedup is not None:
+        expert["speedup"] = speedup
+
+    covering = as_list(row, "covering_tests")
+    serial = as_list(row, "single_thread_tests")
+    tests: dict[str, Any] | None = None
+    test_cmd = row.get("test_cmd")
+    if isinstance(test_cmd, list):
+        test_cmd = " ".join(str(part) for part in test_cmd)
+    if test_cmd is not None and not isinstance(test_cmd, str):
+        raise RowError("test_cmd", "must be a string", "give the shell command that runs tests")
+    if test_cmd or covering:
+        if test_cmd:
+            command = test_cmd.strip()
+            missing = [t for t in covering if t not in command]
+            if missing:  # SWE-bench style: the test files are appended to test_cmd
+                command += " " + " ".join(missing)
+        else:
+            command = "python -m pytest -q " + " ".join(covering)
+        if "{junit}" not in command and (not test_cmd or "pytest" in test_cmd):
+            command += " --junitxml={junit}"
+        tests = {
+            "command": command,
+            "protected": covering,
+            "must_pass": as_list(row, "PASS_TO_PASS"),
+            "serial": serial,
+        }
+
+    setup: dict[str, Any] = {}
+    image = row.get("image_name")
+    if image:
+        setup["image"] = str(image)
+    rebuild = as_list(row, "rebuild_cmd", lines=True)
+    if rebuild:
+        setup["install"] = rebuild
+    if serial:
+        setup["env"] = {"PYTHONHASHSEED": "0"}
+
+    prompt = (
+        f"Make the workload below, which exercises {repo}, run faster, without changing the "
+        "library's behaviour: its tests must still pass. The workload runs from "
+        ".optimizer/workload/workload.py in the repository; do not edit it or the tests.\n\n"
+        f"```python\n{ensure_newline(workload)}```\n"
+    )
+    data: dict[str, Any] = {
+        "id": safe_id(iid),
+        "kind": "repo",
+        "title": f"SWE-fficiency {iid}",
+        "prompt": prompt,
+        "source": {"git": f"https://github.com/{repo}", "commit": base},
+        "setup": setup,
+        "workload": {"script": "workload.py"},
+        "tests": tests,
+        "expert": expert,
+    }
+    return Draft(id=data["id"], data=data, files=files)
