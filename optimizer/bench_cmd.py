@@ -1,7 +1,132 @@
-"""`optimizer bench`: placeholder, filled in by the measurement work (issue 3)."""
+"""`optimizer bench`: compare a candidate with a base revision, and show the numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from optimizer.bench import BenchConfig, BenchRecord, run_bench, write_record
+from optimizer.errors import UserError
+from optimizer.stats import FLOORS
+
+MetricChoice = Literal["wall", "instructions", "both"]
+SandboxChoice = Literal["auto", "docker", "local"]
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1e3:.2f} ms" if value < 1 else f"{value:.3f} s"
+    return f"{value / 1e6:,.2f} M"
+
+
+def render(record: BenchRecord, console: Console) -> None:
+    """Print the comparison table and the machine it ran on."""
+    table = Table(title=f"{record.base.name()}  vs  {record.head.name()}", box=box.SIMPLE_HEAD)
+    for col in ("metric", "base", "head", "ratio", "95% CI", "p", "pairs"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    table.add_column("verdict")
+    colors = {"faster": "green", "slower": "red", "same": "cyan", "inconclusive": "yellow"}
+    for m in record.metrics:
+        table.add_row(
+            m.metric,
+            _fmt(m.base_median, m.unit),
+            _fmt(m.head_median, m.unit),
+            f"{m.ratio:.4f}",
+            f"{m.ci[0]:.4f}-{m.ci[1]:.4f}",
+            f"{m.p_value:.2g}",
+            str(m.pairs),
+            f"[{colors[m.verdict]}]{m.verdict}[/]",
+        )
+    console.print(table)
+    env = record.environment
+    console.print(
+        f"workload: {record.workload} ({record.workload_kind}); backend: {record.backend}; "
+        f"cpu: {env.get('cpu')} x{env.get('cores')}; load: {env.get('load_1m')}; "
+        f"python: {env.get('sandbox_python')} (host {env.get('host_python')})",
+        highlight=False,
+    )
+    if record.memory_kb:
+        console.print(
+            f"peak RSS: base {record.memory_kb['base']:,} KiB, "
+            f"head {record.memory_kb['head']:,} KiB",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
     """Add the `bench` command to the app."""
+
+    @app.command("bench")
+    def bench(
+        repo: Path = typer.Argument(..., help="The git repository."),
+        workload: str = typer.Option(
+            ..., "--workload", "-w", help="A shell command, or a .py file with workload()."
+        ),
+        base: str = typer.Option("HEAD", "--base", help="Base revision."),
+        head: str | None = typer.Option(
+            None, "--head", help="Candidate revision (default: base, i.e. an A/A run)."
+        ),
+        patch: Path | None = typer.Option(
+            None, "--patch", help="Candidate = base + this unified diff (instead of --head)."
+        ),
+        metric: MetricChoice = typer.Option("both", "--metric", "-m", help="What to measure."),
+        repeats: int = typer.Option(10, "--repeats", "-n", help="Wall-clock pairs to start with."),
+        max_repeats: int | None = typer.Option(
+            None, "--max-repeats", help="Most wall-clock pairs while inconclusive (default 5x)."
+        ),
+        budget: float = typer.Option(120.0, "--budget", help="Seconds per metric for more pairs."),
+        timeout: float = typer.Option(120.0, "--timeout", help="Wall-clock limit of one run (s)."),
+        wall_floor: float = typer.Option(
+            FLOORS["wall"], "--wall-floor", help="Noise floor for wall time (0.02 = 2%)."
+        ),
+        instructions_floor: float = typer.Option(
+            FLOORS["instructions"], "--instructions-floor", help="Noise floor for instructions."
+        ),
+        json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
+        sandbox: SandboxChoice = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+    ) -> None:
+        """Measure a candidate against a base revision, interleaved, and give a verdict.
+
+        The candidate is --head REV, or --base plus --patch FILE; with neither, it is the
+        base itself (an A/A run, which should say `same`).
+        """
+        if head is not None and patch is not None:
+            raise UserError("--head and --patch were both given", "pass one of them")
+        if repeats < 2:
+            raise UserError(f"--repeats {repeats} is too few", "pass --repeats 2 or more")
+        patch_text = None
+        if patch is not None:
+            try:
+                patch_text = patch.read_text()
+            except OSError as exc:
+                raise UserError(
+                    f"cannot read patch {patch}: {exc.strerror}", "pass an existing diff file"
+                ) from None
+        cfg = BenchConfig(
+            repo=repo,
+            workload=workload,
+            base=base,
+            head=head,
+            patch=patch_text,
+            metrics=["wall", "instructions"] if metric == "both" else [metric],
+            repeats=repeats,
+            max_repeats=max_repeats,
+            budget_s=budget,
+            timeout_s=timeout,
+            sandbox=sandbox,
+            floors={"wall": wall_floor, "instructions": instructions_floor},
+        )
+        err = Console(stderr=True, highlight=False)
+        with err.status("benchmarking...") as status:
+            record = run_bench(cfg, progress=lambda msg: status.update(msg))
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out = Console(highlight=False, width=110)
+        render(record, out)
+        if json_path is not None:
+            write_record(record, json_path)

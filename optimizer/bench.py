@@ -1,0 +1,365 @@
+"""Benchmark a candidate revision against a base: interleaved runs, adaptive repeats.
+
+Two sandboxes are made, one per side. For each metric, base and candidate runs alternate
+(AB, BA, AB, ...) in the same session, each repeat a fresh process. After the first
+``repeats`` pairs the samples are compared (``optimizer.stats``); while the verdict is
+``inconclusive``, more pairs are added, until it is conclusive, ``max_repeats`` pairs are
+reached, or the metric's time budget runs out. One warm-up run per side is discarded first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from optimizer.errors import UserError
+from optimizer.stats import FLOORS, Comparison, compare
+from profilers import (
+    COPIED_WORKLOAD,
+    ProfileError,
+    Workload,
+    install,
+    measure_instructions,
+    measure_wall,
+)
+from sandbox import Backend, Limits, Sandbox, Source, open_sandbox
+from sandbox.source import resolve
+
+Metric = Literal["wall", "instructions"]
+UNITS = {"wall": "s", "instructions": "instructions"}
+#: Pairs to start with, and the most pairs, for instruction counts (near-deterministic).
+INSTRUCTION_PAIRS = (3, 6)
+
+
+class BenchConfig(BaseModel):
+    """What `optimizer bench` measures, and how hard it tries."""
+
+    repo: Path
+    workload: str = Field(description="A shell command, or a .py file with workload().")
+    base: str = "HEAD"
+    head: str | None = Field(None, description="Candidate revision; None: base (+ patch).")
+    patch: str | None = Field(None, description="Unified diff applied on top of base.")
+    metrics: list[Metric] = Field(default_factory=lambda: ["wall", "instructions"])
+    repeats: int = Field(10, ge=2, description="Wall-clock pairs to start with.")
+    max_repeats: int | None = Field(None, description="Most wall-clock pairs (default 5x).")
+    budget_s: float = Field(120.0, gt=0, description="Time budget per metric for more pairs.")
+    timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one run.")
+    sandbox: Backend = "auto"
+    floors: dict[str, float] = Field(default_factory=lambda: dict(FLOORS))
+    inner: int = Field(1, ge=1, description="Timed workload() calls per process.")
+    python: str = "python3"
+
+
+class Side(BaseModel):
+    label: Literal["base", "head"]
+    rev: str
+    sha: str
+    patched: bool = False
+
+    def name(self) -> str:
+        extra = " + patch" if self.patched else ""
+        return f"{self.label} {self.rev}{extra} ({self.sha[:12]})"
+
+
+class MetricResult(BaseModel):
+    metric: Metric
+    unit: str
+    verdict: str
+    ratio: float = Field(description="Candidate over base (medians); > 1 is slower.")
+    ci: tuple[float, float]
+    p_value: float
+    p_slower: float
+    p_faster: float
+    floor: float
+    pairs: int
+    stopped: str = Field(description="Why repeats stopped: conclusive, max_repeats, budget.")
+    base_median: float
+    head_median: float
+    cv_base: float
+    cv_head: float
+    base_samples: list[float]
+    head_samples: list[float]
+    order: list[str] = Field(description="The run order, e.g. ['base', 'head', 'head', ...].")
+    base_raw_ns: list[list[int]] | None = Field(None, description="Wall: timed calls per run.")
+    head_raw_ns: list[list[int]] | None = None
+
+
+class BenchRecord(BaseModel):
+    version: int = 1
+    repo: str
+    workload: str
+    workload_kind: Literal["file", "command"]
+    base: Side
+    head: Side
+    backend: str
+    environment: dict[str, str | int | float | bool | None]
+    metrics: list[MetricResult]
+    memory_kb: dict[str, int] | None = Field(None, description="Median peak RSS per side.")
+    started_at: str
+    elapsed_s: float
+
+
+def resolve_workload(root: Path, spec: str) -> tuple[Workload, bytes | None]:
+    """A ``.py`` path is a workload file; anything else is a shell command.
+
+    A file inside the repository is read from each revision's tree (by its path relative to
+    the repository root); a file outside is copied into both sandboxes identically.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise UserError("the workload is empty", "pass --workload 'COMMAND' or --workload FILE.py")
+    if not (spec.endswith(".py") and not any(c.isspace() for c in spec)):
+        return Workload(kind="command", target=spec), None
+    path = Path(spec).expanduser()
+    here = path if path.is_absolute() else Path.cwd() / path
+    if here.is_file():
+        here = here.resolve()
+        with contextlib.suppress(ValueError):
+            return Workload(kind="file", target=here.relative_to(root.resolve()).as_posix()), None
+        return Workload(kind="file", target=COPIED_WORKLOAD), here.read_bytes()
+    if path.is_absolute():
+        raise UserError(f"workload file {path} does not exist", "pass an existing .py file")
+    return Workload(kind="file", target=path.as_posix()), None
+
+
+def machine_info(
+    backend: str, sandbox_python: str = ""
+) -> dict[str, str | int | float | bool | None]:
+    """CPU model, cores, load, Python versions, backend: what the numbers depend on."""
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    valgrind = None
+    if shutil.which("valgrind"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            valgrind = subprocess.run(
+                ["valgrind", "--version"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "cpus_allowed": len(os.sched_getaffinity(0)),
+        "load_1m": round(load, 2) if load is not None else None,
+        "os": platform.platform(),
+        "host_python": platform.python_version(),
+        "sandbox_python": sandbox_python,
+        "backend": backend,
+        "valgrind_host": valgrind,
+    }
+
+
+class _Runner:
+    """Runs one side's measurements and turns failures into one-line user errors."""
+
+    def __init__(self, cfg: BenchConfig, side: Side, sb: Sandbox, workload: Workload) -> None:
+        self.cfg, self.side, self.sb, self.workload = cfg, side, sb, workload
+        self.limits = Limits(wall_s=cfg.timeout_s)
+        self.python_version = ""
+        self.rss: list[int] = []
+        self.raw: list[list[int]] = []
+
+    @contextlib.contextmanager
+    def _blame(self):
+        try:
+            yield
+        except ProfileError as exc:
+            fix = (
+                "give it more time with --timeout, or make the workload smaller"
+                if "timeout" in exc.cause.split(":")[0]
+                else f"run the workload by hand at {self.side.sha[:12]} and fix it"
+            )
+            raise UserError(
+                f"the workload failed on {self.side.name()}: {exc.cause}", fix
+            ) from None
+
+    def wall(self, keep: bool = True) -> float:
+        with self._blame():
+            run = measure_wall(
+                self.sb, self.workload, inner=self.cfg.inner, python=self.cfg.python,
+                limits=self.limits,
+            )  # fmt: skip
+        self.python_version = run.python
+        if keep:
+            self.rss.append(run.maxrss_kb)
+            self.raw.append(run.samples_ns)
+        return run.seconds
+
+    def instructions(self) -> float:
+        with self._blame():
+            run = measure_instructions(
+                self.sb, self.workload, python=self.cfg.python, limits=self.limits
+            )
+        self.python_version = run.python
+        return float(run.instructions)
+
+
+def adaptive(
+    measure_base: Callable[[], float],
+    measure_head: Callable[[], float],
+    *,
+    floor: float,
+    start: int,
+    most: int,
+    budget_s: float,
+    step: int | None = None,
+    parallel: bool = False,
+) -> tuple[Comparison, list[float], list[float], list[str], str]:
+    """Interleave base and head runs (AB BA AB ...) until the verdict is conclusive.
+
+    With ``parallel`` (for instruction counts, which do not depend on load), the two runs
+    of a pair run at the same time. Returns the comparison, both sample lists, the run order
+    and why it stopped.
+    """
+    step = step or max(1, start // 2)
+    deadline = time.monotonic() + budget_s
+    base: list[float] = []
+    head: list[float] = []
+    order: list[str] = []
+    target = max(2, start)
+    while True:
+        while len(base) < target:
+            if len(base) >= max(2, start) and time.monotonic() > deadline:
+                break
+            first_base = len(base) % 2 == 0
+            if parallel:
+                with ThreadPoolExecutor(2) as pool:
+                    fb, fh = pool.submit(measure_base), pool.submit(measure_head)
+                    base.append(fb.result())
+                    head.append(fh.result())
+                order += ["base", "head"]
+                continue
+            for which in ("base", "head") if first_base else ("head", "base"):
+                (base if which == "base" else head).append(
+                    measure_base() if which == "base" else measure_head()
+                )
+                order.append(which)
+        result = compare(base, head, floor=floor)
+        if result.verdict != "inconclusive":
+            return result, base, head, order, "conclusive"
+        if len(base) >= most:
+            return result, base, head, order, "max_repeats"
+        if time.monotonic() > deadline:
+            return result, base, head, order, "budget"
+        target = min(most, len(base) + step)
+
+
+def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:
+    """Measure base and candidate, interleaved, and compare every requested metric."""
+    say = progress or (lambda _msg: None)
+    if cfg.head is not None and cfg.patch is not None:
+        raise UserError("--head and --patch were both given", "pass one of them, not both")
+    started = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    root, _ = resolve(Source(repo=cfg.repo, rev=cfg.base))
+    workload, file_bytes = resolve_workload(root, cfg.workload)
+    head_rev = cfg.head or cfg.base
+    sources = {
+        "base": Source(repo=root, rev=cfg.base),
+        "head": Source(repo=root, rev=head_rev, patch=cfg.patch),
+    }
+    limits = Limits(wall_s=cfg.timeout_s)
+    with contextlib.ExitStack() as stack:
+        runners: dict[str, _Runner] = {}
+        for label, src in sources.items():
+            say(f"copying {label} ({src.rev}) into a {cfg.sandbox} sandbox")
+            sb = stack.enter_context(open_sandbox(src, cfg.sandbox, limits=limits))
+            side = Side(label=label, rev=src.rev, sha=sb.sha, patched=bool(src.patch))
+            runners[label] = _Runner(cfg, side, sb, install(sb, workload, file_bytes))
+        base, head = runners["base"], runners["head"]
+        backend = base.sb.backend
+        results: list[MetricResult] = []
+        for metric in cfg.metrics:
+            floor = cfg.floors.get(metric, FLOORS[metric])
+            if metric == "wall":
+                say("wall clock: warm-up run per side (discarded)")
+                base.wall(keep=False)
+                head.wall(keep=False)
+                start, most = cfg.repeats, cfg.max_repeats or 5 * cfg.repeats
+                mb, mh = base.wall, head.wall
+            else:
+                start, most = INSTRUCTION_PAIRS
+                mb, mh = base.instructions, head.instructions
+            say(f"{metric}: {start} to {most} interleaved pairs")
+            cmp, bs, hs, order, stopped = adaptive(
+                mb,
+                mh,
+                floor=floor,
+                start=start,
+                most=max(start, most),
+                budget_s=cfg.budget_s,
+                parallel=metric == "instructions",
+            )
+            results.append(
+                MetricResult(
+                    metric=metric,
+                    unit=UNITS[metric],
+                    verdict=cmp.verdict.value,
+                    ratio=cmp.ratio,
+                    ci=cmp.ci,
+                    p_value=cmp.p_value,
+                    p_slower=cmp.p_slower,
+                    p_faster=cmp.p_faster,
+                    floor=floor,
+                    pairs=min(len(bs), len(hs)),
+                    stopped=stopped,
+                    base_median=cmp.base_median,
+                    head_median=cmp.head_median,
+                    cv_base=cmp.cv_base,
+                    cv_head=cmp.cv_head,
+                    base_samples=bs,
+                    head_samples=hs,
+                    order=order,
+                    base_raw_ns=base.raw if metric == "wall" else None,
+                    head_raw_ns=head.raw if metric == "wall" else None,
+                )
+            )
+        memory = None
+        if base.rss and head.rss:
+            memory = {"base": sorted(base.rss)[len(base.rss) // 2]}
+            memory["head"] = sorted(head.rss)[len(head.rss) // 2]
+        return BenchRecord(
+            repo=str(root),
+            workload=workload.target if file_bytes is None else cfg.workload,
+            workload_kind=workload.kind,
+            base=base.side,
+            head=head.side,
+            backend=backend,
+            environment=machine_info(backend, base.python_version),
+            metrics=results,
+            memory_kb=memory,
+            started_at=started_at,
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def write_record(record: BenchRecord, path: Path) -> None:
+    """Write the record as JSON atomically (a temp file in the same folder, then rename)."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(record.model_dump_json(indent=2))
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,157 @@
+"""Comparing a baseline's samples with a candidate's: ratio, confidence interval, p, verdict.
+
+The samples come from interleaved runs of the same session (base and candidate alternate,
+AB BA AB ...), never from runs taken minutes apart. Lower is better (time, instructions).
+
+The numbers:
+
+- ``ratio``: median(candidate) / median(base). Above 1 means the candidate is slower.
+- ``ci``: a 95% percentile bootstrap interval on that ratio (both sides resampled
+  independently, 2000 resamples, fixed seed, so the same samples give the same interval).
+- ``p_slower`` / ``p_faster``: one-sided Mann-Whitney U p-values (scipy) that the candidate's
+  values are larger / smaller than the base's. ``p_value`` is the one in the direction of
+  the ratio.
+
+The verdict rule (asv-style: a change must be both large enough and significant), with
+``floor`` the noise floor (default 2% for wall time, 0.5% for instruction counts) and
+``alpha`` = 0.05:
+
+- ``slower``: ratio >= 1 + floor, the whole CI is above 1, and p_slower < alpha.
+- ``faster``: ratio <= 1 / (1 + floor), the whole CI is below 1, and p_faster < alpha.
+- ``same``: the whole CI lies inside [1 / (1 + floor), 1 + floor]: any change is smaller
+  than the floor.
+- ``inconclusive``: anything else; the spread is too wide to tell. The caller then adds
+  repeats (see ``optimizer.bench``) until the verdict is conclusive, the most repeats are
+  reached, or the time budget runs out, and reports ``inconclusive`` rather than guessing.
+
+The floor is applied to the point ratio rather than to the CI bound, so that a real 3%
+change can be called with a 2% floor without hundreds of repeats; the CI must still exclude
+"no change". Instruction counts are near-deterministic (CV ~1e-8), so their CI is tight
+and a 0.5% floor calls a 3% change; with identical values on each side, scipy's tie-corrected
+Mann-Whitney gives p = 0.023 at 3 pairs, so 3 pairs suffice.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy.stats import mannwhitneyu
+
+#: Default noise floors, by metric.
+FLOORS = {"wall": 0.02, "instructions": 0.005}
+ALPHA = 0.05
+RESAMPLES = 2000
+SEED = 20240601
+CONFIDENCE = 0.95
+
+
+class Verdict(StrEnum):
+    FASTER = "faster"
+    SLOWER = "slower"
+    SAME = "same"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Comparison(BaseModel):
+    """The comparison of a candidate's samples with the base's (lower is better)."""
+
+    n_base: int
+    n_head: int
+    base_median: float
+    head_median: float
+    ratio: float = Field(description="median(candidate) / median(base); > 1 is slower.")
+    ci: tuple[float, float] = Field(description="95% bootstrap CI on the ratio.")
+    p_slower: float = Field(description="One-sided Mann-Whitney U p: candidate is larger.")
+    p_faster: float = Field(description="One-sided Mann-Whitney U p: candidate is smaller.")
+    p_value: float = Field(description="The one-sided p in the direction of the ratio.")
+    floor: float = Field(description="Noise floor: changes smaller than this are 'same'.")
+    alpha: float
+    verdict: Verdict
+    cv_base: float = Field(description="Coefficient of variation of the base samples.")
+    cv_head: float = Field(description="Coefficient of variation of the candidate samples.")
+
+    @property
+    def change(self) -> float:
+        """The relative change, e.g. 0.03 for 3% slower."""
+        return self.ratio - 1.0
+
+
+def _cv(x: np.ndarray) -> float:
+    mean = float(np.mean(x))
+    return float(np.std(x, ddof=1) / mean) if len(x) > 1 and mean else 0.0
+
+
+def bootstrap_ratio_ci(
+    base: np.ndarray,
+    head: np.ndarray,
+    *,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI on median(head) / median(base)."""
+    rng = np.random.default_rng(seed)
+    b = np.median(base[rng.integers(0, len(base), (resamples, len(base)))], axis=1)
+    h = np.median(head[rng.integers(0, len(head), (resamples, len(head)))], axis=1)
+    ratios = h / b
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def verdict(ratio: float, ci: tuple[float, float], p_slower: float, p_faster: float,
+            floor: float, alpha: float = ALPHA) -> Verdict:  # fmt: skip
+    """Apply the rule in the module docstring."""
+    up, down = 1 + floor, 1 / (1 + floor)
+    if ratio >= up and ci[0] > 1 and p_slower < alpha:
+        return Verdict.SLOWER
+    if ratio <= down and ci[1] < 1 and p_faster < alpha:
+        return Verdict.FASTER
+    if down <= ci[0] and ci[1] <= up:
+        return Verdict.SAME
+    return Verdict.INCONCLUSIVE
+
+
+def compare(
+    base: list[float] | np.ndarray,
+    head: list[float] | np.ndarray,
+    *,
+    floor: float,
+    alpha: float = ALPHA,
+    seed: int = SEED,
+) -> Comparison:
+    """Compare candidate samples ``head`` with ``base`` (lower is better)."""
+    b = np.asarray(base, dtype=float)
+    h = np.asarray(head, dtype=float)
+    if len(b) < 2 or len(h) < 2:
+        raise ValueError("need at least 2 samples on each side")
+    if not (np.all(np.isfinite(b)) and np.all(np.isfinite(h))) or b.min() <= 0 or h.min() <= 0:
+        raise ValueError("samples must be finite and above 0")
+    ratio = float(np.median(h) / np.median(b))
+    ci = bootstrap_ratio_ci(b, h, seed=seed)
+    if np.all(b == b[0]) and np.all(h == h[0]) and b[0] == h[0]:
+        p_slower = p_faster = 1.0  # identical constants: no evidence either way
+    else:
+        p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
+        p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
+    p_slower = 1.0 if math.isnan(p_slower) else p_slower
+    p_faster = 1.0 if math.isnan(p_faster) else p_faster
+    return Comparison(
+        n_base=len(b),
+        n_head=len(h),
+        base_median=float(np.median(b)),
+        head_median=float(np.median(h)),
+        ratio=ratio,
+        ci=ci,
+        p_slower=p_slower,
+        p_faster=p_faster,
+        p_value=p_slower if ratio >= 1 else p_faster,
+        floor=floor,
+        alpha=alpha,
+        verdict=verdict(ratio, ci, p_slower, p_faster, floor, alpha),
+        cv_base=_cv(b),
+        cv_head=_cv(h),
+    )

@@ -1,0 +1,35 @@
+"""Wall-clock time of the workload region, one fresh process per repeat.
+
+Every call starts a new process in the sandbox (so nothing the workload caches in memory
+survives to the next repeat), calls ``setup()`` untimed, drops ``warmup`` calls, and times
+``inner`` calls of ``workload()`` with ``perf_counter_ns``. Interpreter start-up, imports and
+setup are outside the timed region. A command workload is timed as a whole subprocess.
+"""
+
+from __future__ import annotations
+
+from profilers.common import ProfileError, run_harness
+from profilers.models import WallRun, Workload
+from sandbox import Limits, Sandbox
+
+
+def measure_wall(
+    sb: Sandbox,
+    workload: Workload,
+    *,
+    inner: int = 1,
+    warmup: int = 0,
+    python: str = "python3",
+    limits: Limits | None = None,
+) -> WallRun:
+    """Time the workload in one fresh process; the raw timed calls are in ``samples_ns``."""
+    data = run_harness(
+        sb, "wall", workload, python=python, limits=limits, inner=inner, warmup=warmup
+    )
+    try:
+        run = WallRun.model_validate({**data, "python": data.get("python", "")})
+    except ValueError as exc:
+        raise ProfileError(f"garbage: malformed wall result ({exc.__class__.__name__})") from None
+    if len(run.samples_ns) != inner or any(s < 0 for s in run.samples_ns):
+        raise ProfileError("garbage: the wall result has the wrong number of samples")
+    return run
