@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -25,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from optimizer.errors import UserError
-from optimizer.stats import FLOORS, Comparison, compare
+from optimizer.stats import FLOORS, adaptive
 from profilers import (
     COPIED_WORKLOAD,
     ProfileError,
@@ -207,56 +206,6 @@ class _Runner:
             )
         self.python_version = run.python
         return float(run.instructions)
-
-
-def adaptive(
-    measure_base: Callable[[], float],
-    measure_head: Callable[[], float],
-    *,
-    floor: float,
-    start: int,
-    most: int,
-    budget_s: float,
-    step: int | None = None,
-    parallel: bool = False,
-) -> tuple[Comparison, list[float], list[float], list[str], str]:
-    """Interleave base and head runs (AB BA AB ...) until the verdict is conclusive.
-
-    With ``parallel`` (for instruction counts, which do not depend on load), the two runs
-    of a pair run at the same time. Returns the comparison, both sample lists, the run order
-    and why it stopped.
-    """
-    step = step or max(1, start // 2)
-    deadline = time.monotonic() + budget_s
-    base: list[float] = []
-    head: list[float] = []
-    order: list[str] = []
-    target = max(2, start)
-    while True:
-        while len(base) < target:
-            if len(base) >= max(2, start) and time.monotonic() > deadline:
-                break
-            first_base = len(base) % 2 == 0
-            if parallel:
-                with ThreadPoolExecutor(2) as pool:
-                    fb, fh = pool.submit(measure_base), pool.submit(measure_head)
-                    base.append(fb.result())
-                    head.append(fh.result())
-                order += ["base", "head"]
-                continue
-            for which in ("base", "head") if first_base else ("head", "base"):
-                (base if which == "base" else head).append(
-                    measure_base() if which == "base" else measure_head()
-                )
-                order.append(which)
-        result = compare(base, head, floor=floor)
-        if result.verdict != "inconclusive":
-            return result, base, head, order, "conclusive"
-        if len(base) >= most:
-            return result, base, head, order, "max_repeats"
-        if time.monotonic() > deadline:
-            return result, base, head, order, "budget"
-        target = min(most, len(base) + step)
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:

@@ -14,6 +14,7 @@ from rich.console import Console
 from optimizer import __version__
 from optimizer.errors import UserError
 from sandbox.errors import SandboxError
+from tasks.model import TaskError
 
 app = typer.Typer(
     name="optimizer",
@@ -30,7 +31,7 @@ app.add_typer(sandbox_app, name="sandbox")
 err = Console(stderr=True, highlight=False)
 
 #: Exceptions that are the user's to fix: printed as one line, never as a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (UserError, SandboxError)
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, SandboxError, TaskError)
 
 
 def _version(value: bool) -> None:
@@ -48,11 +49,12 @@ def _root(
     """Make code faster with LLM agents, and measure speed honestly."""
 
 
-from optimizer import bench_cmd, sandbox_cmd, score_cmd  # noqa: E402  (each registers its commands)
+from optimizer import bench_cmd, sandbox_cmd, score_cmd, tasks_cmd  # noqa: E402  (registers commands)
 
 sandbox_cmd.register(sandbox_app)
 score_cmd.register(app)
 bench_cmd.register(app)
+tasks_cmd.register(app)
 
 
 def _interrupt(signum: int, frame: object) -> None:

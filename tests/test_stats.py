@@ -1,5 +1,5 @@
 """Tests for optimizer.stats (ratio, bootstrap CI, Mann-Whitney, verdict) and the adaptive
-interleaving loop of optimizer.bench."""
+interleaving loop."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from optimizer.bench import adaptive
-from optimizer.stats import FLOORS, Verdict, bootstrap_ratio_ci, compare, verdict
+from optimizer.stats import FLOORS, Verdict, adaptive, bootstrap_ratio_ci, compare, verdict
 
 
 def test_identical_constant_samples_are_same() -> None:

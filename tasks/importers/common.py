@@ -198,7 +198,8 @@ _GIT_ENV = {
 }
 
 
-def _git_init(repo: Path) -> None:
+def git_init(repo: Path) -> None:
+    """Make ``repo`` a git repository with one commit of everything in it (fixed author/date)."""
     env = {**os.environ, **_GIT_ENV}
     for args in (
         ["init", "-q", "-b", "main"],
@@ -230,7 +231,7 @@ def materialize(draft: Draft, parent: Path, label: str) -> Task:
             (tmp / TASK_FILE).write_text(dump_toml(draft.data), encoding="utf-8")
             if draft.git_dir:
                 (tmp / draft.git_dir).mkdir(parents=True, exist_ok=True)
-                _git_init(tmp / draft.git_dir)
+                git_init(tmp / draft.git_dir)
             try:
                 os.rename(tmp, final)
             except OSError:

@@ -1,0 +1,54 @@
+"""Validate a task as SWE-fficiency validates its gold patches: the base passes its tests,
+the expert passes its tests and every equivalence check, and the expert is significantly
+faster, by at least ``MIN_SPEEDUP``, measured against the base in the same session."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tasks.grade import Candidate, Grade, GradeOptions, grade
+from tasks.model import Kind, Task
+
+MIN_SPEEDUP = 1.2
+
+
+class Validation(BaseModel):
+    task_id: str
+    kind: str
+    status: Literal["ok", "failed", "skipped"]
+    reason: str = ""
+    base: Grade | None = None
+    expert: Grade | None = None
+
+
+def validate_task(task: Task, options: GradeOptions | None = None) -> Validation:
+    """Grade the base (a no-op candidate, unmeasured) and the expert (measured)."""
+    opts = options or GradeOptions()
+    out = Validation(task_id=task.id, kind=task.kind.value, status="skipped")
+    if task.kind is Kind.KERNEL:
+        out.reason = "kernel tasks are validated by the kernels checker (pending)"
+        return out
+    if not task.expert.patch:
+        out.reason = "the task has no expert patch"
+        return out
+    out.status = "failed"
+    out.base = grade(task, Candidate(agent="base"), opts.model_copy(update={"measure": False}))
+    if not out.base.correct:
+        out.reason = f"the base fails: {out.base.reason}"
+        return out
+    patch = task.file(task.expert.patch).read_text()
+    out.expert = grade(task, Candidate(patch=patch, agent="expert"), opts)
+    m = out.expert.measurement
+    if not out.expert.correct:
+        out.reason = f"the expert fails: {out.expert.reason}"
+    elif m is None:
+        out.reason = "the expert was not measured"
+    elif m.verdict != "faster" or m.ci[0] <= 1.0:
+        out.reason = f"the expert is not significantly faster ({m.verdict}, {m.speedup:.2f}x)"
+    elif m.speedup < MIN_SPEEDUP:
+        out.reason = f"the expert's speedup {m.speedup:.2f}x is below {MIN_SPEEDUP}x"
+    else:
+        out.status = "ok"
+    return out
