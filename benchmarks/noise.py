@@ -58,7 +58,7 @@ def make_repo(root: Path, n: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20, help="Trials per wall scenario.")
-    ap.add_argument("--instruction-trials", type=int, default=10)
+    ap.add_argument("--instruction-trials", type=int, default=20)
     ap.add_argument("--budget", type=float, default=8.0, help="Seconds per trial for more pairs.")
     ap.add_argument("--sandbox", choices=["local", "docker"], default="local")
     ap.add_argument("--n", type=int, default=4000, help="Steps of work (~2 ms per 4000).")
