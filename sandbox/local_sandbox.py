@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.base import OutputCapture, Sandbox, classify, relative
+from sandbox.cgroup import PidsCgroup
 from sandbox.models import Limits, MiB, RunResult, Source
 from sandbox.source import materialize
 
@@ -117,6 +118,22 @@ class LocalSandbox(Sandbox):
         collect: list[str],
         stdin: bytes | None,
     ) -> RunResult:
+        cgroup = PidsCgroup.create(limits.pids) if os.geteuid() == 0 else None
+        try:
+            return self._spawn(args, limits, env, collect, stdin, cgroup)
+        finally:
+            if cgroup:
+                cgroup.remove()
+
+    def _spawn(
+        self,
+        args: list[str],
+        limits: Limits,
+        env: dict[str, str],
+        collect: list[str],
+        stdin: bytes | None,
+        cgroup: PidsCgroup | None,
+    ) -> RunResult:
         stop = threading.Event()
         capture = OutputCapture(limits.output_bytes, stop)
         reason: dict[str, str] = {}
@@ -129,7 +146,7 @@ class LocalSandbox(Sandbox):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_rlimits(limits),
+            preexec_fn=_rlimits(limits, cgroup),
         )
         t0 = time.perf_counter()
         ended = [t0]
@@ -144,7 +161,7 @@ class LocalSandbox(Sandbox):
             threading.Thread(target=_pump, args=(proc.stderr, "stderr", capture), daemon=True),
             threading.Thread(target=wait, daemon=True),
         ]
-        if os.geteuid() == 0:  # RLIMIT_NPROC does not bind root: count the tree instead
+        if os.geteuid() == 0 and cgroup is None:  # no rlimit or cgroup binds: count the tree
             threads.append(
                 threading.Thread(
                     target=_watch_pids, args=(proc.pid, limits.pids, stop, reason), daemon=True
@@ -164,6 +181,8 @@ class LocalSandbox(Sandbox):
             elif len(_tree(proc.pid)) > limits.pids:  # e.g. a fork bomb whose parent exited
                 reason.setdefault("stopped", "pids")
         finally:
+            if cgroup:
+                cgroup.kill_all()
             _kill_tree(proc)
         for t in threads[:3]:
             t.join(timeout=5)
@@ -196,12 +215,14 @@ class LocalSandbox(Sandbox):
         return files
 
 
-def _rlimits(limits: Limits):
-    """A pre-exec hook setting the run's rlimits in the child."""
+def _rlimits(limits: Limits, cgroup: PidsCgroup | None = None):
+    """A pre-exec hook putting the child in its cgroup and setting its rlimits."""
     memory = limits.memory_mb * MiB
     nproc = None if os.geteuid() == 0 else _user_process_count() + limits.pids
 
     def apply() -> None:
+        if cgroup:
+            cgroup.join()
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits.cpu_s is not None:

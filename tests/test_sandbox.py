@@ -63,14 +63,33 @@ def test_runs_and_collects(make_repo, backend):
     assert_cleaned(sb)
 
 
+def host_processes() -> int:
+    return sum(1 for name in os.listdir("/proc") if name.isdigit())
+
+
 def test_fork_bomb(make_repo, backend):
+    from sandbox.cgroup import PidsCgroup
+
     repo = make_repo(HOSTILE)
     bomb = py("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass")
+    baseline, peak, done = host_processes(), [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], host_processes())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
     with open_sandbox(Source(repo=repo), backend) as sb:
+        watcher.start()
         result = sb.run(bomb, limits=Limits(wall_s=5, pids=64))
+        done.set()
         assert result.status in (Status.KILLED, Status.TIMEOUT), result
         assert result.reason
     assert host_can_fork()
+    capped = backend == "docker" or os.geteuid() != 0 or PidsCgroup.available()
+    if capped:  # the kernel caps the run (cgroup or RLIMIT_NPROC): the host never fills up
+        assert peak[0] - baseline <= 64 + 32, (baseline, peak[0])
     assert_cleaned(sb)
 
 
