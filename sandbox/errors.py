@@ -6,3 +6,7 @@ class SandboxError(Exception):
 
     Its message is one line: the problem, then ``Fix: ...``.
     """
+
+
+class PatchError(SandboxError):
+    """A patch that does not apply to its revision."""

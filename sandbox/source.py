@@ -14,7 +14,7 @@ from pathlib import Path
 
 import git
 
-from sandbox.errors import SandboxError
+from sandbox.errors import PatchError, SandboxError
 from sandbox.models import Source
 
 
@@ -79,7 +79,7 @@ def apply_patch(dest: Path, patch: str, where: str) -> None:
         os.unlink(f.name)
     if done.returncode:
         first = next((ln for ln in done.stderr.splitlines() if ln.strip()), "git apply failed")
-        raise SandboxError(
+        raise PatchError(
             f"patch does not apply to {where}: {first.removeprefix('error: ')}. "
             "Fix: regenerate the patch against that revision (`git diff REV`)"
         )

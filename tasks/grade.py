@@ -31,9 +31,10 @@ from pydantic import BaseModel, Field
 
 from optimizer.stats import FLOORS, adaptive
 from profilers import ProfileError, Workload, install, measure_wall, profile_hotspots
-from sandbox import Backend, Limits, Sandbox, SandboxError, Source, Status, open_sandbox
+from sandbox import Backend, Limits, Sandbox, Source, Status, open_sandbox
+from sandbox.errors import PatchError
 from sandbox.images import EnvRecipe
-from tasks.guard import guard_violations, protected_violations
+from tasks.guard import guard_violations, is_protected, protected_violations
 from tasks.model import JUNIT_PATH, Check, Kind, Task, TaskError
 from tasks.source import task_source
 
@@ -162,11 +163,9 @@ def _grade(task: Task, candidate: Candidate, opts: GradeOptions, result: Grade) 
             cand = stack.enter_context(
                 open_sandbox(cand_src, opts.backend, limits=limits, image=image)
             )
-        except SandboxError as exc:
-            if "patch does not apply" in str(exc):
-                _fail(result, "failed_apply", str(exc).split(". Fix:")[0], str(exc))
-                return
-            raise
+        except PatchError as exc:
+            _fail(result, "failed_apply", str(exc).split(". Fix:")[0], str(exc))
+            return
         result.applied = True
         # 2. protected files, 3. the guard
         if candidate.patch:
@@ -273,18 +272,13 @@ def _restore(task: Task, src: Source, sha: str, sb: Sandbox) -> None:
         capture_output=True, text=True, check=True,
     ).stdout.splitlines()  # fmt: skip
     for path in listing:
-        if protected_violations_for_path(path, task.protected_paths()):
+        if is_protected(path, task.protected_paths()):
             data = subprocess.run(
                 ["git", "-C", str(src.repo), "show", f"{sha}:{path}"],
                 capture_output=True,
                 check=True,
             ).stdout
             sb.write_file(path, data)
-
-
-def protected_violations_for_path(path: str, protected: list[str]) -> bool:
-    patch = f"diff --git a/{path} b/{path}\n--- a/{path}\n+++ b/{path}\n"
-    return bool(protected_violations(patch, protected))
 
 
 def _tests(task: Task, sb: Sandbox, limits: Limits) -> TestsResult:

@@ -171,10 +171,15 @@ def _matches(path: str, entry: str) -> bool:
     return "/" not in entry and entry == "conftest.py" and path.rsplit("/", 1)[-1] == entry
 
 
+def is_protected(path: str, protected: list[str]) -> bool:
+    """A ``dir/`` entry is a prefix, other entries are exact paths, and ``conftest.py``
+    matches a conftest.py in any directory."""
+    return any(_matches(path, e) for e in protected)
+
+
 def protected_violations(patch: str, protected: list[str]) -> list[str]:
-    """The touched paths that are protected: a ``dir/`` entry is a prefix, other entries are
-    exact paths, and ``conftest.py`` matches a conftest.py in any directory."""
-    return [p for p in touched_paths(patch) if any(_matches(p, e) for e in protected)]
+    """The paths the patch touches that are protected (see :func:`is_protected`)."""
+    return [p for p in touched_paths(patch) if is_protected(p, protected)]
 
 
 # --- the static guard -------------------------------------------------------------------------
