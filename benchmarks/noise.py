@@ -29,7 +29,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from optimizer.bench import INSTRUCTION_PAIRS, machine_info  # noqa: E402
-from optimizer.stats import FLOORS, adaptive  # noqa: E402
+from optimizer.stats import ALPHAS, FLOORS, adaptive  # noqa: E402
 from profilers import Workload, install, measure_instructions, measure_wall  # noqa: E402
 from sandbox import Limits, Source, open_sandbox  # noqa: E402
 
@@ -109,6 +109,7 @@ def main() -> None:
                         cmp, bs, _, _, _ = adaptive(
                             make("base"), make(other), floor=floor, start=start, most=most,
                             budget_s=args.budget, parallel=metric == "instructions",
+                            alpha=ALPHAS[metric],
                         )  # fmt: skip
                         hits += cmp.verdict.value in want
                         pairs += len(bs)

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from optimizer.errors import UserError
-from optimizer.stats import FLOORS, adaptive
+from optimizer.stats import ALPHAS, FLOORS, adaptive
 from profilers import (
     COPIED_WORKLOAD,
     ProfileError,
@@ -253,6 +253,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                 most=max(start, most),
                 budget_s=cfg.budget_s,
                 parallel=metric == "instructions",
+                alpha=ALPHAS[metric],
             )
             results.append(
                 MetricResult(

@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from optimizer.stats import FLOORS, adaptive
+from optimizer.stats import ALPHAS, FLOORS, adaptive
 from profilers import ProfileError, Workload, install, measure_wall, profile_hotspots
 from sandbox import Backend, Limits, Sandbox, Source, Status, open_sandbox
 from sandbox.errors import PatchError
@@ -435,7 +435,7 @@ def _measure(
     timer(cand)()
     cmp, bs, cs, _order, _stopped = adaptive(
         timer(base), timer(cand), floor=FLOORS["wall"], start=opts.repeats,
-        most=max(opts.repeats, opts.max_repeats), budget_s=opts.budget_s,
+        most=max(opts.repeats, opts.max_repeats), budget_s=opts.budget_s, alpha=ALPHAS["wall"],
     )  # fmt: skip
     low, high = cmp.ci
     return Measurement(
