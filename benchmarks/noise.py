@@ -109,7 +109,7 @@ def main() -> None:
                         cmp, bs, _, _, _ = adaptive(
                             make("base"), make(other), floor=floor, start=start, most=most,
                             budget_s=args.budget, parallel=metric == "instructions",
-                            alpha=ALPHAS[metric],
+                            alpha=ALPHAS[metric], paired=metric == "wall",
                         )  # fmt: skip
                         hits += cmp.verdict.value in want
                         pairs += len(bs)

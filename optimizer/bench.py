@@ -254,6 +254,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
                 budget_s=cfg.budget_s,
                 parallel=metric == "instructions",
                 alpha=ALPHAS[metric],
+                paired=metric == "wall",
             )
             results.append(
                 MetricResult(

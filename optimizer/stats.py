@@ -41,7 +41,7 @@ from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, wilcoxon
 
 #: Default noise floors, by metric.
 FLOORS = {"wall": 0.02, "instructions": 0.005}
@@ -69,10 +69,14 @@ class Comparison(BaseModel):
     n_head: int
     base_median: float
     head_median: float
-    ratio: float = Field(description="median(candidate) / median(base); > 1 is slower.")
+    ratio: float = Field(
+        description="median(candidate) / median(base), or with `paired` the median of the "
+        "per-pair ratios; > 1 is slower."
+    )
+    paired: bool = Field(False, description="Pairs compared (Wilcoxon) instead of samples (MWU).")
     ci: tuple[float, float] = Field(description="95% bootstrap CI on the ratio.")
-    p_slower: float = Field(description="One-sided Mann-Whitney U p: candidate is larger.")
-    p_faster: float = Field(description="One-sided Mann-Whitney U p: candidate is smaller.")
+    p_slower: float = Field(description="One-sided p (MWU or Wilcoxon): candidate is larger.")
+    p_faster: float = Field(description="One-sided p (MWU or Wilcoxon): candidate is smaller.")
     p_value: float = Field(description="The one-sided p in the direction of the ratio.")
     floor: float = Field(description="Noise floor: changes smaller than this are 'same'.")
     alpha: float
@@ -122,6 +126,24 @@ def verdict(ratio: float, ci: tuple[float, float], p_slower: float, p_faster: fl
     return Verdict.INCONCLUSIVE
 
 
+def _paired(
+    b: np.ndarray, h: np.ndarray, seed: int
+) -> tuple[float, tuple[float, float], float, float]:
+    """Median per-pair ratio, its bootstrap CI over pairs, and one-sided Wilcoxon p-values."""
+    if len(b) != len(h):
+        raise ValueError("paired samples need the same number on each side")
+    logs = np.log(h / b)
+    rng = np.random.default_rng(seed)
+    boot = np.median(logs[rng.integers(0, len(logs), (RESAMPLES, len(logs)))], axis=1)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.exp(np.percentile(boot, [tail, 100 - tail]))
+    if np.all(logs == 0):
+        return 1.0, (1.0, 1.0), 1.0, 1.0
+    p_slower = float(wilcoxon(logs, alternative="greater", zero_method="zsplit").pvalue)
+    p_faster = float(wilcoxon(logs, alternative="less", zero_method="zsplit").pvalue)
+    return float(np.exp(np.median(logs))), (float(low), float(high)), p_slower, p_faster
+
+
 def compare(
     base: list[float] | np.ndarray,
     head: list[float] | np.ndarray,
@@ -129,21 +151,32 @@ def compare(
     floor: float,
     alpha: float = ALPHA,
     seed: int = SEED,
+    paired: bool = False,
 ) -> Comparison:
-    """Compare candidate samples ``head`` with ``base`` (lower is better)."""
+    """Compare candidate samples ``head`` with ``base`` (lower is better).
+
+    With ``paired``, ``base[i]`` and ``head[i]`` ran back to back (as ``adaptive`` runs them)
+    and the comparison is of the per-pair ratios: their median, a bootstrap CI over pairs,
+    and a one-sided Wilcoxon signed-rank p on their logs. On shared VMs wall times drift
+    between slow and fast phases lasting seconds; a pair mostly sees one phase, so pairing
+    cancels what the ratio of medians and Mann-Whitney mistake for a change.
+    """
     b = np.asarray(base, dtype=float)
     h = np.asarray(head, dtype=float)
     if len(b) < 2 or len(h) < 2:
         raise ValueError("need at least 2 samples on each side")
     if not (np.all(np.isfinite(b)) and np.all(np.isfinite(h))) or b.min() <= 0 or h.min() <= 0:
         raise ValueError("samples must be finite and above 0")
-    ratio = float(np.median(h) / np.median(b))
-    ci = bootstrap_ratio_ci(b, h, seed=seed)
-    if np.all(b == b[0]) and np.all(h == h[0]) and b[0] == h[0]:
-        p_slower = p_faster = 1.0  # identical constants: no evidence either way
+    if paired:
+        ratio, ci, p_slower, p_faster = _paired(b, h, seed)
     else:
-        p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
-        p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
+        ratio = float(np.median(h) / np.median(b))
+        ci = bootstrap_ratio_ci(b, h, seed=seed)
+        if np.all(b == b[0]) and np.all(h == h[0]) and b[0] == h[0]:
+            p_slower = p_faster = 1.0  # identical constants: no evidence either way
+        else:
+            p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
+            p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
     p_slower = 1.0 if math.isnan(p_slower) else p_slower
     p_faster = 1.0 if math.isnan(p_faster) else p_faster
     return Comparison(
@@ -158,6 +191,7 @@ def compare(
         p_value=p_slower if ratio >= 1 else p_faster,
         floor=floor,
         alpha=alpha,
+        paired=paired,
         verdict=verdict(ratio, ci, p_slower, p_faster, floor, alpha),
         cv_base=_cv(b),
         cv_head=_cv(h),
@@ -175,6 +209,7 @@ def adaptive(
     step: int | None = None,
     parallel: bool = False,
     alpha: float = ALPHA,
+    paired: bool = False,
 ) -> tuple[Comparison, list[float], list[float], list[str], str]:
     """Interleave base and head runs (AB BA AB ...) until the verdict is conclusive.
 
@@ -205,7 +240,7 @@ def adaptive(
                     measure_base() if which == "base" else measure_head()
                 )
                 order.append(which)
-        result = compare(base, head, floor=floor, alpha=alpha)
+        result = compare(base, head, floor=floor, alpha=alpha, paired=paired)
         if result.verdict != "inconclusive":
             return result, base, head, order, "conclusive"
         if len(base) >= most:

@@ -436,6 +436,7 @@ def _measure(
     cmp, bs, cs, _order, _stopped = adaptive(
         timer(base), timer(cand), floor=FLOORS["wall"], start=opts.repeats,
         most=max(opts.repeats, opts.max_repeats), budget_s=opts.budget_s, alpha=ALPHAS["wall"],
+        paired=True,
     )  # fmt: skip
     low, high = cmp.ci
     return Measurement(

@@ -128,3 +128,19 @@ def test_adaptive_respects_the_budget() -> None:
     )
     assert stopped == "budget"
     assert len(bs) == 3
+
+
+def test_paired_comparison_cancels_slow_and_fast_phases() -> None:
+    # Wall times that drift between a fast phase (~440) and a slow one (~740) lasting several
+    # runs, as seen on shared VMs; base and head are the same code, each pair run back to back.
+    base = [741, 440, 443, 456, 451, 574, 729, 751, 708, 754, 736, 580, 474, 704, 648, 439]
+    head = [701, 445, 441, 444, 710, 737, 748, 755, 436, 762, 752, 755, 749, 756, 691, 459]
+    unpaired = compare(base, head, floor=0.02)
+    paired = compare(base, head, floor=0.02, paired=True)
+    assert abs(paired.ratio - 1) < abs(unpaired.ratio - 1)
+    assert paired.verdict not in (Verdict.FASTER, Verdict.SLOWER)
+    slower = compare(base, [x * 1.05 for x in base], floor=0.02, alpha=0.005, paired=True)
+    assert slower.verdict is Verdict.SLOWER and slower.ci[0] > 1
+    assert slower.ratio == pytest.approx(1.05)
+    with pytest.raises(ValueError):
+        compare(base, head[:-1], floor=0.02, paired=True)
