@@ -8,7 +8,15 @@ import itertools
 import numpy as np
 import pytest
 
-from optimizer.stats import FLOORS, Verdict, adaptive, bootstrap_ratio_ci, compare, verdict
+from optimizer.stats import (
+    ALPHAS,
+    FLOORS,
+    Verdict,
+    adaptive,
+    bootstrap_ratio_ci,
+    compare,
+    verdict,
+)
 
 
 def test_identical_constant_samples_are_same() -> None:
@@ -135,11 +143,12 @@ def test_paired_comparison_cancels_slow_and_fast_phases() -> None:
     # runs, as seen on shared VMs; base and head are the same code, each pair run back to back.
     base = [741, 440, 443, 456, 451, 574, 729, 751, 708, 754, 736, 580, 474, 704, 648, 439]
     head = [701, 445, 441, 444, 710, 737, 748, 755, 436, 762, 752, 755, 749, 756, 691, 459]
-    unpaired = compare(base, head, floor=0.02)
-    paired = compare(base, head, floor=0.02, paired=True)
+    wall = ALPHAS["wall"]
+    unpaired = compare(base, head, floor=0.02, alpha=wall)
+    paired = compare(base, head, floor=0.02, alpha=wall, paired=True)
     assert abs(paired.ratio - 1) < abs(unpaired.ratio - 1)
     assert paired.verdict not in (Verdict.FASTER, Verdict.SLOWER)
-    slower = compare(base, [x * 1.05 for x in base], floor=0.02, alpha=0.005, paired=True)
+    slower = compare(base, [x * 1.05 for x in base], floor=0.02, alpha=wall, paired=True)
     assert slower.verdict is Verdict.SLOWER and slower.ci[0] > 1
     assert slower.ratio == pytest.approx(1.05)
     with pytest.raises(ValueError):
