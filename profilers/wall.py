@@ -21,10 +21,16 @@ def measure_wall(
     warmup: int = 0,
     python: str = "python3",
     limits: Limits | None = None,
+    hash_seed: int | None = None,
 ) -> WallRun:
-    """Time the workload in one fresh process; the raw timed calls are in ``samples_ns``."""
+    """Time the workload in one fresh process; the raw timed calls are in ``samples_ns``.
+
+    ``hash_seed`` sets PYTHONHASHSEED: string hashing changes dict and set layouts, and so
+    the speed of a process. Give the two runs of a pair the same seed, and each pair its own.
+    """
+    env = None if hash_seed is None else {"PYTHONHASHSEED": str(hash_seed)}
     data = run_harness(
-        sb, "wall", workload, python=python, limits=limits, inner=inner, warmup=warmup
+        sb, "wall", workload, python=python, limits=limits, env=env, inner=inner, warmup=warmup
     )
     try:
         run = WallRun.model_validate({**data, "python": data.get("python", "")})

@@ -20,6 +20,7 @@ summary) that can feed the next prompt.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import re
 import subprocess
@@ -429,10 +430,11 @@ def _measure(
     workloads = {id(sb): _workload(task, sb) for sb in (base, cand)}
 
     def timer(sb: Sandbox):
-        return lambda: measure_wall(sb, workloads[id(sb)], limits=lim).seconds
+        runs = itertools.count()  # the i-th runs of both sides (a pair) share a hash seed
+        return lambda: measure_wall(sb, workloads[id(sb)], limits=lim, hash_seed=next(runs)).seconds
 
-    timer(base)()  # warm-up, one per side, discarded
-    timer(cand)()
+    measure_wall(base, workloads[id(base)], limits=lim)  # warm-up, one per side, discarded
+    measure_wall(cand, workloads[id(cand)], limits=lim)
     cmp, bs, cs, _order, _stopped = adaptive(
         timer(base), timer(cand), floor=FLOORS["wall"], start=opts.repeats,
         most=max(opts.repeats, opts.max_repeats), budget_s=opts.budget_s, alpha=ALPHAS["wall"],
