@@ -14,7 +14,6 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from optimizer.errors import UserError
+from optimizer.results import write_text_atomic
 from optimizer.stats import ALPHAS, FLOORS, adaptive
 from profilers import (
     COPIED_WORKLOAD,
@@ -304,13 +304,4 @@ def write_record(record: BenchRecord, path: Path) -> None:
     """Write the record as JSON atomically (a temp file in the same folder, then rename)."""
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(record.model_dump_json(indent=2))
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, record.model_dump_json(indent=2) + "\n")

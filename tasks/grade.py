@@ -51,7 +51,6 @@ GradeStatus = Literal[
     "error",
 ]
 INPUTS_DIR = ".optimizer/inputs"
-SCRIPT_DIR = ".optimizer/workload"
 
 
 class Candidate(BaseModel):

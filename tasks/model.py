@@ -104,7 +104,7 @@ class WorkloadSpec(_Strict):
     script: str | None = Field(
         None,
         description="A Python file in the TASK directory (setup() and workload(), as `file`), "
-        "copied by the grader to .optimizer/workload/<name> in the work dir; used when the "
+        "copied by the grader to .optimizer/workload.py in the work dir; used when the "
         "workload is not part of the source tree (imported datasets).",
     )
 

@@ -80,7 +80,7 @@ def convert(row: dict[str, Any]) -> Draft:
     prompt = (
         f"Make the workload below, which exercises {repo}, run faster, without changing the "
         "library's behaviour: its tests must still pass. The workload runs from "
-        ".optimizer/workload/workload.py in the repository; do not edit it or the tests.\n\n"
+        ".optimizer/workload.py in the repository; do not edit it or the tests.\n\n"
         f"```python\n{ensure_newline(workload)}```\n"
     )
     data: dict[str, Any] = {
