@@ -13,9 +13,9 @@ from rich.table import Table
 from optimizer.bench import BenchConfig, BenchRecord, run_bench, write_record
 from optimizer.errors import UserError
 from optimizer.stats import FLOORS
+from sandbox import Backend
 
 MetricChoice = Literal["wall", "instructions", "both"]
-SandboxChoice = Literal["auto", "docker", "local"]
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
             FLOORS["instructions"], "--instructions-floor", help="Noise floor for instructions."
         ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
-        sandbox: SandboxChoice = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+        sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
     ) -> None:
         """Measure a candidate against a base revision, interleaved, and give a verdict.
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from optimizer.errors import UserError
+from sandbox import Backend
 from tasks.grade import GradeOptions
 from tasks.model import Task
 from tasks.suite import find_task, load_suite
@@ -74,18 +75,16 @@ def _check_label(check) -> str:
 
 def validate(
     suite: str = typer.Argument(..., help=SUITE_HELP),
-    sandbox: str = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+    sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
     only: list[str] = typer.Option([], "--task", help="Validate only these task ids."),
     repeats: int = typer.Option(10, "--repeats", help="Interleaved pairs to start with."),
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
 ) -> None:
     """Check that each base passes its tests and each expert is significantly faster."""
-    if sandbox not in ("auto", "docker", "local"):
-        raise UserError(f"unknown sandbox {sandbox!r}", "use --sandbox docker, local or auto")
     tasks = _load(suite, cases)
     if only:
         tasks = [find_task(tasks, t) for t in only]
-    opts = GradeOptions(backend=sandbox, repeats=repeats)  # type: ignore[arg-type]
+    opts = GradeOptions(backend=sandbox, repeats=repeats)
     table = Table(title=f"optimizer tasks validate {suite}")
     for col in ("task", "kind", "tests base/expert", "expert speedup (95% CI)", "status"):
         table.add_column(col, overflow="fold")
