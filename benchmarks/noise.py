@@ -60,11 +60,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20, help="Trials per wall scenario.")
     ap.add_argument("--instruction-trials", type=int, default=20)
-    ap.add_argument("--budget", type=float, default=8.0, help="Seconds per trial for more pairs.")
+    ap.add_argument("--budget", type=float, default=120.0, help="Seconds per trial for more pairs.")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        nargs=2,
+        default=(10, 200),
+        metavar=("START", "MOST"),
+        help="Wall-clock pairs to start with, and the most (bench's defaults).",
+    )
     ap.add_argument("--sandbox", choices=["local", "docker"], default="local")
     ap.add_argument("--n", type=int, default=4000, help="Steps of work (~2 ms per 4000).")
     args = ap.parse_args()
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=140)
     t_all = time.monotonic()
     limits = Limits(wall_s=120)
     with tempfile.TemporaryDirectory(prefix="optimizer-noise-") as tmp:
@@ -100,7 +108,7 @@ def main() -> None:
                         "time"):  # fmt: skip
                 table.add_column(col)
             for metric, make, trials, floor, (start, most) in (
-                ("wall", wall, args.trials, FLOORS["wall"], (10, 20)),
+                ("wall", wall, args.trials, FLOORS["wall"], tuple(args.pairs)),
                 ("instructions", instr, args.instruction_trials, FLOORS["instructions"],
                  INSTRUCTION_PAIRS),
             ):  # fmt: skip
@@ -121,8 +129,9 @@ def main() -> None:
                         hits += cmp.verdict.value in want
                         pairs += len(bs)
                     row = (
-                        metric, scenario, str(trials), str(hits), f"{hits / trials:.0%}", target,
-                        f"{pairs / trials:.1f}", f"{time.monotonic() - t0:.0f} s",
+                        metric, scenario, str(trials), str(hits),
+                        f"{hits / max(trials, 1):.0%}", target, f"{pairs / max(trials, 1):.1f}",
+                        f"{time.monotonic() - t0:.0f} s",
                     )  # fmt: skip
                     table.add_row(*row)
                     print("  ".join(row), file=sys.stderr, flush=True)

@@ -27,16 +27,19 @@ from optimizer.results import write_text_atomic
 from optimizer.stats import ALPHAS, FLOORS, adaptive
 from profilers import (
     COPIED_WORKLOAD,
+    HotspotReport,
     ProfileError,
     Workload,
     install,
     measure_instructions,
     measure_wall,
+    profile_hotspots,
 )
 from sandbox import Backend, Limits, Sandbox, Source, open_sandbox
 from sandbox.source import resolve
 
 Metric = Literal["wall", "instructions"]
+MetricChoice = Literal["wall", "instructions", "both"]
 UNITS = {"wall": "s", "instructions": "instructions"}
 #: Pairs to start with, and the most pairs, for instruction counts (near-deterministic).
 INSTRUCTION_PAIRS = (3, 6)
@@ -52,13 +55,14 @@ class BenchConfig(BaseModel):
     patch: str | None = Field(None, description="Unified diff applied on top of base.")
     metrics: list[Metric] = Field(default_factory=lambda: ["wall", "instructions"])
     repeats: int = Field(10, ge=2, description="Wall-clock pairs to start with.")
-    max_repeats: int | None = Field(None, description="Most wall-clock pairs (default 5x).")
+    max_repeats: int | None = Field(None, description="Most wall-clock pairs (default 20x).")
     budget_s: float = Field(120.0, gt=0, description="Time budget per metric for more pairs.")
     timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one run.")
     sandbox: Backend = "auto"
     floors: dict[str, float] = Field(default_factory=lambda: dict(FLOORS))
     inner: int = Field(1, ge=1, description="Timed workload() calls per process.")
     python: str = "python3"
+    hotspots: bool = Field(False, description="Also profile each side once with cProfile.")
 
 
 class Side(BaseModel):
@@ -81,6 +85,7 @@ class MetricResult(BaseModel):
     p_value: float
     p_slower: float
     p_faster: float
+    p_mwu: float | None = Field(None, description="One-sided Mann-Whitney U p, for reference.")
     floor: float
     pairs: int
     stopped: str = Field(description="Why repeats stopped: conclusive, max_repeats, budget.")
@@ -106,6 +111,7 @@ class BenchRecord(BaseModel):
     environment: dict[str, str | int | float | bool | None]
     metrics: list[MetricResult]
     memory_kb: dict[str, int] | None = Field(None, description="Median peak RSS per side.")
+    hotspots: dict[str, HotspotReport] | None = Field(None, description="cProfile per side.")
     started_at: str
     elapsed_s: float
 
@@ -163,18 +169,29 @@ def machine_info(
     }
 
 
-class _Runner:
+class SideRunner:
     """Runs one side's measurements and turns failures into one-line user errors."""
 
-    def __init__(self, cfg: BenchConfig, side: Side, sb: Sandbox, workload: Workload) -> None:
-        self.cfg, self.side, self.sb, self.workload = cfg, side, sb, workload
-        self.limits = Limits(wall_s=cfg.timeout_s)
+    def __init__(
+        self,
+        side: Side,
+        sb: Sandbox,
+        workload: Workload,
+        *,
+        timeout_s: float = 120.0,
+        inner: int = 1,
+        python: str = "python3",
+        what: str = "the workload",
+    ) -> None:
+        self.side, self.sb, self.workload = side, sb, workload
+        self.inner, self.python, self.what = inner, python, what
+        self.limits = Limits(wall_s=timeout_s)
         self.python_version = ""
         self.rss: list[int] = []
         self.raw: list[list[int]] = []
 
     @contextlib.contextmanager
-    def _blame(self):
+    def blame(self):
         try:
             yield
         except ProfileError as exc:
@@ -183,14 +200,12 @@ class _Runner:
                 if "timeout" in exc.cause.split(":")[0]
                 else f"run the workload by hand at {self.side.sha[:12]} and fix it"
             )
-            raise UserError(
-                f"the workload failed on {self.side.name()}: {exc.cause}", fix
-            ) from None
+            raise UserError(f"{self.what} failed on {self.side.name()}: {exc.cause}", fix) from None
 
     def wall(self, keep: bool = True) -> float:
-        with self._blame():
+        with self.blame():
             run = measure_wall(
-                self.sb, self.workload, inner=self.cfg.inner, python=self.cfg.python,
+                self.sb, self.workload, inner=self.inner, python=self.python,
                 limits=self.limits, hash_seed=len(self.raw),  # the i-th runs of a pair share it
             )  # fmt: skip
         self.python_version = run.python
@@ -200,12 +215,64 @@ class _Runner:
         return run.seconds
 
     def instructions(self) -> float:
-        with self._blame():
+        with self.blame():
             run = measure_instructions(
-                self.sb, self.workload, python=self.cfg.python, limits=self.limits
+                self.sb, self.workload, python=self.python, limits=self.limits
             )
         self.python_version = run.python
         return float(run.instructions)
+
+
+def compare_metric(
+    metric: Metric,
+    base: SideRunner,
+    head: SideRunner,
+    *,
+    floor: float,
+    alpha: float,
+    pairs: tuple[int, int],
+    budget_s: float,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> MetricResult:
+    """Interleave one metric's runs of both sides (adaptive pairs) and compare them."""
+    if metric == "wall":
+        say("wall clock: warm-up run per side (discarded)")
+        base.raw.clear()  # a pair's index is its hash seed
+        head.raw.clear()
+        base.wall(keep=False)
+        head.wall(keep=False)
+        mb, mh = base.wall, head.wall
+    else:
+        mb, mh = base.instructions, head.instructions
+    start, most = pairs
+    say(f"{metric}: {start} to {most} interleaved pairs")
+    cmp, bs, hs, order, stopped = adaptive(
+        mb, mh, floor=floor, start=start, most=max(start, most), budget_s=budget_s,
+        parallel=metric == "instructions", alpha=alpha, paired=metric == "wall",
+    )  # fmt: skip
+    return MetricResult(
+        metric=metric,
+        unit=UNITS[metric],
+        verdict=cmp.verdict.value,
+        ratio=cmp.ratio,
+        ci=cmp.ci,
+        p_value=cmp.p_value,
+        p_slower=cmp.p_slower,
+        p_faster=cmp.p_faster,
+        p_mwu=cmp.p_mwu,
+        floor=floor,
+        pairs=min(len(bs), len(hs)),
+        stopped=stopped,
+        base_median=cmp.base_median,
+        head_median=cmp.head_median,
+        cv_base=cmp.cv_base,
+        cv_head=cmp.cv_head,
+        base_samples=bs,
+        head_samples=hs,
+        order=order,
+        base_raw_ns=list(base.raw) if metric == "wall" else None,
+        head_raw_ns=list(head.raw) if metric == "wall" else None,
+    )
 
 
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:
@@ -224,62 +291,46 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     }
     limits = Limits(wall_s=cfg.timeout_s)
     with contextlib.ExitStack() as stack:
-        runners: dict[str, _Runner] = {}
+        runners: dict[str, SideRunner] = {}
         for label, src in sources.items():
             say(f"copying {label} ({src.rev}) into a {cfg.sandbox} sandbox")
             sb = stack.enter_context(open_sandbox(src, cfg.sandbox, limits=limits))
             side = Side(label=label, rev=src.rev, sha=sb.sha, patched=bool(src.patch))
-            runners[label] = _Runner(cfg, side, sb, install(sb, workload, file_bytes))
+            runners[label] = SideRunner(
+                side, sb, install(sb, workload, file_bytes), timeout_s=cfg.timeout_s,
+                inner=cfg.inner, python=cfg.python,
+            )  # fmt: skip
         base, head = runners["base"], runners["head"]
         backend = base.sb.backend
         results: list[MetricResult] = []
         for metric in cfg.metrics:
-            floor = cfg.floors.get(metric, FLOORS[metric])
-            if metric == "wall":
-                say("wall clock: warm-up run per side (discarded)")
-                base.wall(keep=False)
-                head.wall(keep=False)
-                start, most = cfg.repeats, cfg.max_repeats or 5 * cfg.repeats
-                mb, mh = base.wall, head.wall
-            else:
-                start, most = INSTRUCTION_PAIRS
-                mb, mh = base.instructions, head.instructions
-            say(f"{metric}: {start} to {most} interleaved pairs")
-            cmp, bs, hs, order, stopped = adaptive(
-                mb,
-                mh,
-                floor=floor,
-                start=start,
-                most=max(start, most),
-                budget_s=cfg.budget_s,
-                parallel=metric == "instructions",
-                alpha=ALPHAS[metric],
-                paired=metric == "wall",
+            pairs = (
+                (cfg.repeats, cfg.max_repeats or 20 * cfg.repeats)
+                if metric == "wall"
+                else INSTRUCTION_PAIRS
             )
+            floor = cfg.floors.get(metric, FLOORS[metric])
             results.append(
-                MetricResult(
-                    metric=metric,
-                    unit=UNITS[metric],
-                    verdict=cmp.verdict.value,
-                    ratio=cmp.ratio,
-                    ci=cmp.ci,
-                    p_value=cmp.p_value,
-                    p_slower=cmp.p_slower,
-                    p_faster=cmp.p_faster,
+                compare_metric(
+                    metric,
+                    base,
+                    head,
                     floor=floor,
-                    pairs=min(len(bs), len(hs)),
-                    stopped=stopped,
-                    base_median=cmp.base_median,
-                    head_median=cmp.head_median,
-                    cv_base=cmp.cv_base,
-                    cv_head=cmp.cv_head,
-                    base_samples=bs,
-                    head_samples=hs,
-                    order=order,
-                    base_raw_ns=base.raw if metric == "wall" else None,
-                    head_raw_ns=head.raw if metric == "wall" else None,
+                    alpha=ALPHAS[metric],
+                    pairs=pairs,
+                    budget_s=cfg.budget_s,
+                    say=say,
                 )
             )
+        hotspots = None
+        if cfg.hotspots and workload.kind == "file":
+            say("hotspots: one cProfile run per side")
+            hotspots = {}
+            for r in (base, head):
+                with r.blame():
+                    hotspots[r.side.label] = profile_hotspots(
+                        r.sb, r.workload, python=cfg.python, limits=r.limits
+                    )
         memory = None
         if base.rss and head.rss:
             memory = {"base": sorted(base.rss)[len(base.rss) // 2]}
@@ -294,6 +345,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             environment=machine_info(backend, base.python_version),
             metrics=results,
             memory_kb=memory,
+            hotspots=hotspots,
             started_at=started_at,
             elapsed_s=round(time.monotonic() - started, 3),
         )

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from optimizer.bench import BenchConfig, BenchRecord, run_bench, write_record
+from optimizer.bench import BenchConfig, BenchRecord, MetricChoice, run_bench, write_record
 from optimizer.errors import UserError
+from optimizer.results import write_text_atomic
 from optimizer.stats import FLOORS
 from sandbox import Backend
-
-MetricChoice = Literal["wall", "instructions", "both"]
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -58,6 +57,24 @@ def render(record: BenchRecord, console: Console) -> None:
         )
 
 
+def write_hotspots(record: BenchRecord, folder: Path, console: Console) -> None:
+    """SIDE.txt (short, for a prompt), SIDE.json and SIDE.speedscope.json per side."""
+    if not record.hotspots:
+        console.print("hotspots: skipped (they need a .py workload with workload())")
+        return
+    folder = folder.expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make {folder}: {exc.strerror}", "pick a writable folder") from None
+    for side, report in record.hotspots.items():
+        write_text_atomic(folder / f"{side}.txt", report.text() + "\n")
+        write_text_atomic(folder / f"{side}.json", report.model_dump_json(indent=2) + "\n")
+        write_text_atomic(folder / f"{side}.speedscope.json", json.dumps(report.speedscope))
+    console.print(f"hotspots: {folder}/{{base,head}}.txt, .json, .speedscope.json")
+    console.print(record.hotspots["head"].text(), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `bench` command to the app."""
 
@@ -77,7 +94,7 @@ def register(app: typer.Typer) -> None:
         metric: MetricChoice = typer.Option("both", "--metric", "-m", help="What to measure."),
         repeats: int = typer.Option(10, "--repeats", "-n", help="Wall-clock pairs to start with."),
         max_repeats: int | None = typer.Option(
-            None, "--max-repeats", help="Most wall-clock pairs while inconclusive (default 5x)."
+            None, "--max-repeats", help="Most wall-clock pairs while inconclusive (default 20x)."
         ),
         budget: float = typer.Option(120.0, "--budget", help="Seconds per metric for more pairs."),
         timeout: float = typer.Option(120.0, "--timeout", help="Wall-clock limit of one run (s)."),
@@ -88,6 +105,11 @@ def register(app: typer.Typer) -> None:
             FLOORS["instructions"], "--instructions-floor", help="Noise floor for instructions."
         ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
+        hotspots: Path | None = typer.Option(
+            None,
+            "--hotspots",
+            help="Write each side's cProfile hotspots (text, JSON, speedscope) into this folder.",
+        ),
         sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
     ) -> None:
         """Measure a candidate against a base revision, interleaved, and give a verdict.
@@ -120,6 +142,7 @@ def register(app: typer.Typer) -> None:
             timeout_s=timeout,
             sandbox=sandbox,
             floors={"wall": wall_floor, "instructions": instructions_floor},
+            hotspots=hotspots is not None,
         )
         err = Console(stderr=True, highlight=False)
         with err.status("benchmarking...") as status:
@@ -130,3 +153,5 @@ def register(app: typer.Typer) -> None:
         render(record, out)
         if json_path is not None:
             write_record(record, json_path)
+        if hotspots is not None:
+            write_hotspots(record, hotspots, out)

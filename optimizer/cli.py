@@ -1,6 +1,7 @@
 """The ``optimizer`` command line: typer commands that call the orchestration layer.
 
-Every user mistake surfaces as one line, ``error: <problem>. Fix: <fix>``, with exit code 2.
+Every user mistake surfaces as one line, ``error: <problem>. Fix: <fix>``, with exit code 2
+(3 for `optimizer ci`, whose exit code 2 means "inconclusive").
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def _root(
     """Make code faster with LLM agents, and measure speed honestly."""
 
 
-from optimizer import bench_cmd, sandbox_cmd, score_cmd, tasks_cmd  # noqa: E402  (registers commands)
+from optimizer import bench_cmd, ci_cmd, sandbox_cmd, score_cmd, tasks_cmd  # noqa: E402
 
 sandbox_cmd.register(sandbox_app)
 score_cmd.register(app)
 bench_cmd.register(app)
 tasks_cmd.register(app)
+ci_cmd.register(app, USER_ERRORS)
 
 
 def _interrupt(signum: int, frame: object) -> None:

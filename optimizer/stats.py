@@ -10,7 +10,10 @@ The numbers:
   independently, 2000 resamples, fixed seed, so the same samples give the same interval).
 - ``p_slower`` / ``p_faster``: one-sided Mann-Whitney U p-values (scipy) that the candidate's
   values are larger / smaller than the base's. ``p_value`` is the one in the direction of
-  the ratio.
+  the ratio (``p_mwu`` always holds the Mann-Whitney one).
+- Paired (wall clock, where ``adaptive`` ran base and candidate back to back): the ratio is
+  the Hodges-Lehmann estimate of the per-pair ratios, the CI its signed-rank interval, and
+  the p-values one-sided Wilcoxon signed-rank tests (see ``compare``).
 
 The verdict rule (asv-style: a change must be both large enough and significant), with
 ``floor`` the noise floor (default 2% for wall time, 0.5% for instruction counts) and
@@ -41,7 +44,7 @@ from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import mannwhitneyu, wilcoxon
+from scipy.stats import mannwhitneyu, norm, wilcoxon
 
 #: Default noise floors, by metric.
 FLOORS = {"wall": 0.02, "instructions": 0.005}
@@ -70,14 +73,17 @@ class Comparison(BaseModel):
     base_median: float
     head_median: float
     ratio: float = Field(
-        description="median(candidate) / median(base), or with `paired` the median of the "
-        "per-pair ratios; > 1 is slower."
+        description="median(candidate) / median(base), or with `paired` the Hodges-Lehmann "
+        "estimate of the per-pair ratios; > 1 is slower."
     )
     paired: bool = Field(False, description="Pairs compared (Wilcoxon) instead of samples (MWU).")
-    ci: tuple[float, float] = Field(description="95% bootstrap CI on the ratio.")
+    ci: tuple[float, float] = Field(
+        description="95% CI on the ratio: bootstrap, or with `paired` signed-rank."
+    )
     p_slower: float = Field(description="One-sided p (MWU or Wilcoxon): candidate is larger.")
     p_faster: float = Field(description="One-sided p (MWU or Wilcoxon): candidate is smaller.")
     p_value: float = Field(description="The one-sided p in the direction of the ratio.")
+    p_mwu: float = Field(description="One-sided Mann-Whitney U p in the ratio's direction.")
     floor: float = Field(description="Noise floor: changes smaller than this are 'same'.")
     alpha: float
     verdict: Verdict
@@ -126,22 +132,30 @@ def verdict(ratio: float, ci: tuple[float, float], p_slower: float, p_faster: fl
     return Verdict.INCONCLUSIVE
 
 
-def _paired(
-    b: np.ndarray, h: np.ndarray, seed: int
-) -> tuple[float, tuple[float, float], float, float]:
-    """Median per-pair ratio, its bootstrap CI over pairs, and one-sided Wilcoxon p-values."""
+def _paired(b: np.ndarray, h: np.ndarray) -> tuple[float, tuple[float, float], float, float]:
+    """Hodges-Lehmann ratio of pairs, its signed-rank CI, and one-sided Wilcoxon p-values.
+
+    The estimate is the median of the Walsh averages (x_i + x_j) / 2, i <= j, of the per-pair
+    log-ratios x; the CI is the pair of Walsh averages that the Wilcoxon signed-rank test puts
+    at its 2.5% and 97.5% critical ranks (normal approximation), so estimate, interval and
+    test agree. It is as robust as the median but about 1.5x as efficient: fewer pairs call
+    the same change.
+    """
     if len(b) != len(h):
         raise ValueError("paired samples need the same number on each side")
     logs = np.log(h / b)
-    rng = np.random.default_rng(seed)
-    boot = np.median(logs[rng.integers(0, len(logs), (RESAMPLES, len(logs)))], axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.exp(np.percentile(boot, [tail, 100 - tail]))
     if np.all(logs == 0):
         return 1.0, (1.0, 1.0), 1.0, 1.0
+    n = len(logs)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((logs[i] + logs[j]) / 2)
+    z = float(norm.ppf(1 - (1 - CONFIDENCE) / 2))
+    k = math.floor(n * (n + 1) / 4 - z * math.sqrt(n * (n + 1) * (2 * n + 1) / 24))
+    k = min(max(k, 0), (len(walsh) - 1) // 2)
+    low, high = np.exp([walsh[k], walsh[len(walsh) - 1 - k]])
     p_slower = float(wilcoxon(logs, alternative="greater", zero_method="zsplit").pvalue)
     p_faster = float(wilcoxon(logs, alternative="less", zero_method="zsplit").pvalue)
-    return float(np.exp(np.median(logs))), (float(low), float(high)), p_slower, p_faster
+    return float(np.exp(np.median(walsh))), (float(low), float(high)), p_slower, p_faster
 
 
 def compare(
@@ -156,10 +170,10 @@ def compare(
     """Compare candidate samples ``head`` with ``base`` (lower is better).
 
     With ``paired``, ``base[i]`` and ``head[i]`` ran back to back (as ``adaptive`` runs them)
-    and the comparison is of the per-pair ratios: their median, a bootstrap CI over pairs,
-    and a one-sided Wilcoxon signed-rank p on their logs. On shared VMs wall times drift
-    between slow and fast phases lasting seconds; a pair mostly sees one phase, so pairing
-    cancels what the ratio of medians and Mann-Whitney mistake for a change.
+    and the comparison is of the per-pair ratios: their Hodges-Lehmann estimate, its
+    signed-rank CI, and a one-sided Wilcoxon signed-rank p on their logs. On shared VMs wall
+    times drift between slow and fast phases lasting seconds; a pair mostly sees one phase,
+    so pairing cancels what the ratio of medians and Mann-Whitney mistake for a change.
     """
     b = np.asarray(base, dtype=float)
     h = np.asarray(head, dtype=float)
@@ -168,7 +182,7 @@ def compare(
     if not (np.all(np.isfinite(b)) and np.all(np.isfinite(h))) or b.min() <= 0 or h.min() <= 0:
         raise ValueError("samples must be finite and above 0")
     if paired:
-        ratio, ci, p_slower, p_faster = _paired(b, h, seed)
+        ratio, ci, p_slower, p_faster = _paired(b, h)
     else:
         ratio = float(np.median(h) / np.median(b))
         ci = bootstrap_ratio_ci(b, h, seed=seed)
@@ -177,6 +191,7 @@ def compare(
         else:
             p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
             p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
+    p_mwu = float(mannwhitneyu(h, b, alternative="greater" if ratio >= 1 else "less").pvalue)
     p_slower = 1.0 if math.isnan(p_slower) else p_slower
     p_faster = 1.0 if math.isnan(p_faster) else p_faster
     return Comparison(
@@ -189,6 +204,7 @@ def compare(
         p_slower=p_slower,
         p_faster=p_faster,
         p_value=p_slower if ratio >= 1 else p_faster,
+        p_mwu=1.0 if math.isnan(p_mwu) else p_mwu,
         floor=floor,
         alpha=alpha,
         paired=paired,
@@ -212,6 +228,9 @@ def adaptive(
     paired: bool = False,
 ) -> tuple[Comparison, list[float], list[float], list[str], str]:
     """Interleave base and head runs (AB BA AB ...) until the verdict is conclusive.
+
+    Pairs are added in growing steps (``step``, or half the pairs so far when more), so the
+    data is looked at a few times (10, 15, 22, 33, 49, ...), not after every pair.
 
     With ``parallel`` (for instruction counts, which do not depend on load), the two runs
     of a pair run at the same time. Returns the comparison, both sample lists, the run order
@@ -247,4 +266,4 @@ def adaptive(
             return result, base, head, order, "max_repeats"
         if time.monotonic() > deadline:
             return result, base, head, order, "budget"
-        target = min(most, len(base) + step)
+        target = min(most, len(base) + max(step, len(base) // 2))

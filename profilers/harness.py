@@ -170,15 +170,23 @@ def mode_instructions(cfg):
         done = subprocess.run(argv, env=env)
     except FileNotFoundError:
         raise HarnessError("valgrind is not installed where the workload runs") from None
-    if done.returncode:
-        raise HarnessError(f"workload exited with code {done.returncode} under callgrind")
+    region_result = {}
     if cfg["kind"] == "file":
         try:
             with open(os.path.join(cgdir, "region.json")) as f:
-                ok = json.load(f).get("ok") is True
+                region_result = json.load(f)
         except (OSError, ValueError):
-            ok = False
-        if not ok:
+            region_result = {}
+        if not isinstance(region_result, dict):
+            region_result = {}
+    if done.returncode:
+        why = region_result.get("error")
+        raise HarnessError(
+            f"workload exited with code {done.returncode} under callgrind"
+            + (f": {why}" if why else "")
+        )
+    if cfg["kind"] == "file":
+        if region_result.get("ok") is not True:
             raise HarnessError("the workload did not finish under callgrind")
         parts = sorted(glob.glob(out + ".*"))
         if len(parts) != 1:

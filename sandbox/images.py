@@ -215,3 +215,20 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
     finally:
         container.remove(force=True)
     return tag
+
+
+def image_for(recipe: EnvRecipe, backend: str, image: str | None = None, log=print) -> str | None:
+    """The Docker image a run needs: a prebuilt ``image``, or the env layer for ``recipe``.
+
+    None where the base image will do: the local backend, an ``auto`` backend with no
+    engine, or an empty recipe.
+    """
+    if image:
+        return image
+    if backend == "local" or not (recipe.pip or recipe.apt or recipe.run):
+        return None
+    from sandbox import engine
+
+    if backend == "auto" and not engine.available():
+        return None
+    return build_env(recipe, log=log)

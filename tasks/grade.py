@@ -34,7 +34,7 @@ from optimizer.stats import ALPHAS, FLOORS, adaptive
 from profilers import ProfileError, Workload, install, measure_wall, profile_hotspots
 from sandbox import Backend, Limits, Sandbox, Source, Status, open_sandbox
 from sandbox.errors import PatchError
-from sandbox.images import EnvRecipe
+from sandbox.images import EnvRecipe, image_for
 from tasks.guard import guard_violations, is_protected, protected_violations
 from tasks.model import JUNIT_PATH, Check, Kind, Task, TaskError
 from tasks.source import task_source
@@ -154,7 +154,12 @@ def _grade(task: Task, candidate: Candidate, opts: GradeOptions, result: Grade) 
             "Fix: grade program or repo tasks for now"
         )
     base_src = task_source(task)
-    image = opts.image or _image(task, opts.backend)
+    image = opts.image or image_for(
+        EnvRecipe(pip=task.setup.pip, apt=task.setup.apt),
+        opts.backend,
+        task.setup.image,
+        log=lambda _m: None,
+    )
     limits = Limits(memory_mb=task.limits.memory_mb, pids=task.limits.pids)
     cand_src = Source(repo=base_src.repo, rev=base_src.rev, patch=candidate.patch or None)
     with contextlib.ExitStack() as stack:
@@ -245,20 +250,6 @@ def _grade(task: Task, candidate: Candidate, opts: GradeOptions, result: Grade) 
             status = "timeout" if exc.cause.startswith("timeout") else "error"
             stderr = exc.result.stderr if exc.result else ""
             _fail(result, status, f"the workload failed: {exc.cause}", stderr)
-
-
-def _image(task: Task, backend: Backend) -> str | None:
-    """The Docker image for the task: its prebuilt one, or an env layer from its recipe."""
-    if task.setup.image:
-        return task.setup.image
-    if backend == "local" or not (task.setup.pip or task.setup.apt):
-        return None
-    from sandbox import engine
-    from sandbox.images import build_env
-
-    if backend == "auto" and not engine.available():
-        return None
-    return build_env(EnvRecipe(pip=task.setup.pip, apt=task.setup.apt), log=lambda _m: None)
 
 
 def _limits(limits: Limits, wall_s: float) -> Limits:

@@ -231,3 +231,19 @@ def test_docker_backend_detects_slowdown(slower_repo: Path) -> None:
     # wall time through docker on a shared 2-core machine: never the wrong direction
     assert by["wall"].verdict in ("slower", "inconclusive") and by["wall"].ratio > 1
     assert rec.environment["sandbox_python"].startswith("3.")
+
+
+def test_hotspots_folder_has_text_json_and_speedscope(slower_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hot"
+    proc = cli(
+        "bench", str(slower_repo), "--workload", "work.py", "--base", "HEAD~1", "--head", "HEAD",
+        "--metric", "instructions", "--sandbox", "local", "--hotspots", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for side in ("base", "head"):
+        assert "work.py" in (out / f"{side}.txt").read_text()
+        report = json.loads((out / f"{side}.json").read_text())
+        assert any("step" in h["location"] for h in report["top"])
+        speedscope = json.loads((out / f"{side}.speedscope.json").read_text())
+        assert speedscope["$schema"].startswith("https://www.speedscope.app")
+    assert "cProfile of workload()" in proc.stdout

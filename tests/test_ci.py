@@ -1,0 +1,225 @@
+"""`optimizer ci` end to end: real git repos, real sandboxes, the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from optimizer.ci import BenchmarkResult, default_base, exit_code, holm
+from tests.conftest import git
+
+PYPROJECT = """
+[project]
+name = "demo"
+version = "0"
+
+[tool.optimizer.benchmarks.parse]
+workload = "bench/parse.py"
+
+[tool.optimizer.benchmarks.render]
+workload = "bench/render.py"
+
+[tool.optimizer.benchmarks.sort]
+workload = "bench/sort.py"
+threshold = "5%"
+"""
+LIB = """
+def spin(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+def parse():
+    return spin({parse})
+
+def render():
+    return spin({render})
+
+def sort():
+    return sorted(range({sort}, 0, -1))
+"""
+BENCH = "from lib import {name}\n\ndef workload():\n    {name}()\n"
+SIZES = {"parse": 20000, "render": 20000, "sort": 20000}
+
+
+def _files(**sizes: int) -> dict[str, str]:
+    files = {"pyproject.toml": PYPROJECT, "lib.py": LIB.format(**{**SIZES, **sizes})}
+    files.update({f"bench/{n}.py": BENCH.format(name=n) for n in SIZES})
+    return files
+
+
+def run_ci(repo: Path, *args: str, env: dict[str, str] | None = None):
+    cmd = [sys.executable, "-m", "optimizer", "ci", str(repo), *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture
+def slowed_repo(make_repo):
+    """Three benchmarks; the second commit makes `render` do 10% more work."""
+    return make_repo(_files(), _files(render=22000))
+
+
+def test_a_10pct_slowdown_in_one_of_three_benchmarks_exits_1_and_names_it(
+    slowed_repo: Path, tmp_path: Path
+) -> None:
+    out, junit, summary = tmp_path / "ci.json", tmp_path / "ci.xml", tmp_path / "summary.md"
+    done = run_ci(
+        slowed_repo, "--base", "HEAD~1", "--metric", "instructions", "--sandbox", "local",
+        "--json", str(out), "--junit", str(junit), env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr + done.stdout
+    record = json.loads(out.read_text())
+    verdicts = {b["name"]: b["verdict"] for b in record["benchmarks"]}
+    assert verdicts == {"parse": "unchanged", "render": "regression", "sort": "unchanged"}
+    render = next(b for b in record["benchmarks"] if b["name"] == "render")
+    (mv,) = render["metrics"]
+    assert 1.08 < mv["result"]["ratio"] < 1.12
+    assert mv["confirm"]["verdict"] == "slower"  # the confirming re-run
+    assert mv["p_holm"] < 0.05 and mv["result"]["base_samples"]
+    # the hotspot diff points at the function that got heavier
+    assert render["hotspots"] and "spin" in render["hotspots"][0]["location"]
+    # markdown on stdout (asv-style), appended to the GitHub step summary
+    assert "| + |" in done.stdout and "render (instructions)" in done.stdout
+    assert "| + |" not in done.stdout.split("render (instructions)")[1].split("\n")[0]
+    assert summary.read_text() == done.stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "1" and suite.get("tests") == "3"
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["render"]
+
+
+def test_base_vs_base_exits_0_with_both_metrics(slowed_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aa.json"
+    done = run_ci(
+        slowed_repo, "--base", "HEAD", "--head", "HEAD", "--sandbox", "local",
+        "--budget", "5", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    record = json.loads(out.read_text())
+    assert {b["verdict"] for b in record["benchmarks"]} == {"unchanged"}
+    assert {m["metric"] for m in record["benchmarks"][0]["metrics"]} == {"instructions", "wall"}
+    assert "no regressions" in done.stdout
+
+
+def test_a_benchmark_that_crashes_at_head_exits_3_and_names_it(make_repo, tmp_path: Path):
+    broken = _files()
+    broken["lib.py"] += "\ndef sort():\n    raise ValueError('sort is broken')\n"
+    repo = make_repo(_files(), broken)
+    out = tmp_path / "ci.json"
+    done = run_ci(
+        repo, "--base", "HEAD~1", "--metric", "instructions", "--sandbox", "local",
+        "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr + done.stdout
+    record = json.loads(out.read_text())
+    sort = next(b for b in record["benchmarks"] if b["name"] == "sort")
+    assert sort["verdict"] == "error"
+    assert "benchmark sort failed on head" in sort["error"] and "sort is broken" in sort["error"]
+    assert "regression" not in {b["verdict"] for b in record["benchmarks"]}
+    assert "Error: sort" in done.stdout and "sort is broken" in done.stdout
+
+
+@pytest.mark.docker
+def test_docker_backend_catches_the_regression(
+    slowed_repo: Path, tmp_path: Path, docker_image: str
+) -> None:
+    out = tmp_path / "ci.json"
+    done = run_ci(
+        slowed_repo, "--base", "HEAD~1", "--metric", "instructions", "--sandbox", "docker",
+        "--bench", "render|parse", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr + done.stdout
+    record = json.loads(out.read_text())
+    assert record["backend"] == "docker"
+    assert {b["name"]: b["verdict"] for b in record["benchmarks"]} == {
+        "parse": "unchanged",
+        "render": "regression",
+    }
+
+
+def test_user_errors_are_one_line_with_exit_3(make_repo, tmp_path: Path) -> None:
+    repo = make_repo({"a.py": "x = 1\n"}, {"a.py": "x = 2\n"})
+    done = run_ci(repo, "--sandbox", "local")
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: no benchmarks found") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = run_ci(repo, "--threshold", "five", "--sandbox", "local")
+    assert done.returncode == 3 and "--threshold" in done.stderr
+    done = run_ci(repo, "--base", "nope", "--sandbox", "local")
+    assert done.returncode == 3 and "unknown revision" in done.stderr
+    done = run_ci(tmp_path / "missing", "--sandbox", "local")
+    assert done.returncode == 3 and "no such directory" in done.stderr
+
+
+def test_default_base_is_the_merge_base_or_the_parent(make_repo) -> None:
+    repo = make_repo({"a.txt": "1"}, {"a.txt": "2"})
+    main_tip = git(repo, "rev-parse", "HEAD")
+    assert default_base(repo, "HEAD") == git(repo, "rev-parse", "HEAD~1")  # on main: parent
+    git(repo, "checkout", "-q", "-b", "feature")
+    for i in range(2):
+        (repo / "a.txt").write_text(f"feature {i}")
+        git(repo, "commit", "-qam", f"f{i}")
+    assert default_base(repo, "HEAD") == main_tip
+
+
+def test_holm_adjustment() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    assert holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+    assert holm([]) == []
+
+
+def test_exit_code_precedence() -> None:
+    def results(*verdicts: str) -> list[BenchmarkResult]:
+        return [
+            BenchmarkResult(name=str(i), origin="config", workload="w", verdict=v)
+            for i, v in enumerate(verdicts)
+        ]
+
+    assert exit_code(results("unchanged", "improvement")) == 0
+    assert exit_code(results("unchanged", "regression", "inconclusive")) == 1
+    assert exit_code(results("unchanged", "inconclusive")) == 2
+    assert exit_code(results("unchanged", "inconclusive"), fail_on_inconclusive=True) == 1
+    assert exit_code(results("regression", "error")) == 3
+
+
+def test_discovered_pytest_benchmark_and_asv_suites_need_no_config(make_repo) -> None:
+    lib = "def work(n):\n    return sum(i * i for i in range(n))\n"
+    test_file = (
+        "from lib import work\n\ndef test_work(benchmark):\n    assert benchmark(work, {n}) > 0\n"
+    )
+    asv_file = (
+        "from lib import work\n\n"
+        "class TimeWork:\n    params = [1000, 2000]\n\n"
+        "    def setup(self, n):\n        self.n = n * 10\n\n"
+        "    def time_work(self, n):\n        work(self.n)\n"
+    )
+
+    def tree(n: int, lib_text: str = lib) -> dict[str, str]:
+        return {
+            "lib.py": lib_text,
+            "tests/test_perf.py": test_file.format(n=n),
+            "benchmarks/bench_work.py": asv_file,
+        }
+
+    # head slows lib.work by 15% for every caller; the pytest test itself is unchanged
+    slower = lib.replace("range(n)", "range(n + n * 15 // 100)")
+    repo = make_repo(tree(20000), tree(20000, slower))
+    done = run_ci(repo, "--base", "HEAD~1", "--metric", "instructions", "--sandbox", "local")
+    assert done.returncode == 1, done.stderr + done.stdout
+    for name in (
+        "tests/test_perf.py::test_work",
+        "bench_work.TimeWork.time_work(1000)",
+        "bench_work.TimeWork.time_work(2000)",
+    ):
+        row = next(line for line in done.stdout.splitlines() if name in line)
+        assert row.startswith("| + |"), row
