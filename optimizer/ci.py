@@ -13,7 +13,8 @@ The steps:
    its comparison says ``slower`` (ratio >= 1 + threshold, the whole CI above 1) with a
    Holm-adjusted p below ``alpha``, **and** a confirming re-run (fresh pairs) says
    ``slower`` again; a flagged but unconfirmed change is ``inconclusive``. ``improvement``
-   mirrors it (no re-run); ``unchanged`` means the CI sits inside the threshold band.
+   mirrors it (confirmed too, so noise is not sold as a win); ``unchanged`` means the CI
+   sits inside the threshold band.
 4. A benchmark's verdict: ``regression`` if any of its metrics has a confirmed regression
    (instruction counts catch small pure-Python regressions without noise; wall clock
    covers I/O and native code). Otherwise the primary metric decides: instruction counts
@@ -307,23 +308,23 @@ class _Gate:
                 )  # fmt: skip
                 if res.verdict == "same":
                     mv.verdict = "unchanged"
-                elif res.verdict == "faster" and p_holm < alpha:
-                    mv.verdict = "improvement"
-                elif res.verdict == "slower" and p_holm < alpha:
+                elif res.verdict in ("faster", "slower") and p_holm < alpha:
                     mv.verdict = self.confirm(b, metric, family[metric], runners[name], mv)
                 out[name].append(mv)
         return out
 
     def confirm(self, b, metric, family, runners, mv: MetricVerdict) -> Verdict:
+        """A change is called only if a re-run on fresh pairs says the same again."""
+        called: Verdict = "regression" if mv.result.verdict == "slower" else "improvement"
         if not self.cfg.confirm:
-            return "regression"
+            return called
         self.say(f"{b.name}: {metric} looks {mv.result.ratio - 1:+.1%}; confirming with a re-run")
         try:
             mv.confirm = self.measure(b, metric, family, runners)
         except UserError as exc:
             self.say(f"  the confirming run failed: {exc}")
             return "inconclusive"
-        return "regression" if mv.confirm.verdict == "slower" else "inconclusive"
+        return called if mv.confirm.verdict == mv.result.verdict else "inconclusive"
 
     def result(self, b: Benchmark, metrics: list[MetricVerdict], error: str | None):
         workload = b.path if b.kind == "file" else b.command

@@ -223,3 +223,17 @@ def test_discovered_pytest_benchmark_and_asv_suites_need_no_config(make_repo) ->
     ):
         row = next(line for line in done.stdout.splitlines() if name in line)
         assert row.startswith("| + |"), row
+
+
+def test_an_improvement_is_confirmed_and_exits_0(slowed_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ci.json"
+    done = run_ci(
+        slowed_repo, "--base", "HEAD", "--head", "HEAD~1", "--metric", "instructions",
+        "--bench", "render", "--sandbox", "local", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    (render,) = json.loads(out.read_text())["benchmarks"]
+    (mv,) = render["metrics"]
+    assert render["verdict"] == mv["verdict"] == "improvement"
+    assert mv["confirm"]["verdict"] == "faster" and mv["result"]["ratio"] < 0.93
+    assert "| - |" in done.stdout
