@@ -53,6 +53,7 @@ from optimizer.ci_benchmarks import Benchmark, MetricChoice, discover
 from optimizer.errors import UserError
 from optimizer.stats import ALPHAS
 from profilers import HotspotReport, ProfileError, Workload, install, profile_hotspots
+from profilers.common import last_line
 from sandbox import Backend, Limits, Sandbox, Source, open_sandbox
 from sandbox.images import EnvRecipe, image_for
 from sandbox.source import materialize, resolve
@@ -181,8 +182,8 @@ def hotspot_diff(
         for r in reports:
             for h in r.top:
                 own.setdefault(h.location, []).append((h.own_s, h.own_share))
-        pad = [(0.0, 0.0)] * len(reports)  # a function missing from a run had no own time
-        mid = {k: sorted((v + pad)[: len(reports)])[len(reports) // 2] for k, v in own.items()}
+        n = len(reports)  # a function missing from a run had no own time in it
+        mid = {k: sorted(v + [(0.0, 0.0)] * (n - len(v)))[n // 2] for k, v in own.items()}
         return mid, statistics.median(r.total_s for r in reports)
 
     before, total = medians(base)
@@ -295,12 +296,13 @@ class _Gate:
 
     def judge(self, benchmarks, first, errors, family, runners) -> dict[str, list[MetricVerdict]]:
         out: dict[str, list[MetricVerdict]] = {b.name: [] for b in benchmarks}
+        by_name = {b.name: b for b in benchmarks}
         for metric in ("instructions", "wall"):
             names = [b.name for b in benchmarks if b.name not in errors and metric in first[b.name]]
             adjusted = holm([first[n][metric].p_value for n in names])
             alpha = self.alpha(metric)
             for name, p_holm in zip(names, adjusted, strict=True):
-                b = next(x for x in benchmarks if x.name == name)
+                b = by_name[name]
                 res = first[name][metric]
                 mv = MetricVerdict(
                     metric=metric, verdict="inconclusive", threshold=b.threshold or
@@ -377,9 +379,9 @@ def _open_side(
         say(f"building {label}: {build}")
         r = sb.run(build, limits=Limits(wall_s=max(cfg.timeout_s, 600)))
         if not r.ok:
-            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or [r.reason or ""]
+            tail = last_line(r.stderr) or last_line(r.stdout) or r.reason or ""
             raise UserError(
-                f"the build command failed on {side.name()}: {r.status.value}: {tail[0][:300]}",
+                f"the build command failed on {side.name()}: {r.status.value}: {tail}",
                 "fix the [tool.optimizer.ci] build command, or the code it builds",
             )
     return _Side(side, sb)
