@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from optimizer.bench import INSTRUCTION_PAIRS, machine_info  # noqa: E402
-from optimizer.stats import ALPHAS, FLOORS, adaptive  # noqa: E402
+from optimizer.bench import machine_info  # noqa: E402
 from profilers import Workload, install, measure_instructions, measure_wall  # noqa: E402
+from profilers.compare import INSTRUCTION_PAIRS  # noqa: E402
+from profilers.stats import ALPHAS, FLOORS, adaptive  # noqa: E402
 from sandbox import Limits, Source, open_sandbox  # noqa: E402
 
 WORK = """

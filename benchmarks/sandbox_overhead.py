@@ -1,13 +1,18 @@
-"""The cost of one sandboxed `true`, warm, in each backend.
+"""The cost of one sandboxed `true`, warm, in each backend, and of pristine runs.
 
-    python benchmarks/sandbox_overhead.py [--runs 30]
+    python benchmarks/sandbox_overhead.py [--runs 30] [--big-files 3000] [--big-mb 60]
 
-Target: a median under 0.5 s for docker. Prints one table row per backend.
+Each backend is timed unsealed (runs share the tree) and sealed (every run starts from a
+pristine copy of the tree: ``cp -a`` locally, a fresh container of the instance image in
+docker), on a one-file repo and on a bigger one (``--big-files`` files, ``--big-mb`` MB).
+The "pristine cost" column is the sealed median minus the unsealed one. Target: a median
+under 0.5 s for docker. Prints one table row per backend, tree and mode.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import tempfile
@@ -24,10 +29,15 @@ from sandbox.local_sandbox import LocalSandbox, bwrap_path
 TARGET_S = {"docker": 0.5}
 
 
-def make_repo(root: Path) -> Path:
-    repo = root / "repo"
+def make_repo(root: Path, name: str = "repo", files: int = 0, mb: int = 0) -> Path:
+    repo = root / name
     repo.mkdir()
     (repo / "main.py").write_text("print('hi')\n")
+    chunk = os.urandom(max(1, mb * 1024 * 1024 // max(files, 1)))
+    for i in range(files):
+        folder = repo / "pkg" / f"d{i % 50}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i}.bin").write_bytes(chunk)
     env = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
@@ -35,7 +45,9 @@ def make_repo(root: Path) -> Path:
     return repo
 
 
-def measure(sandbox, runs: int) -> list[float]:
+def measure(sandbox, runs: int, sealed: bool) -> list[float]:
+    if sealed:
+        sandbox.seal()
     sandbox.run("true")  # warm-up
     times = []
     for _ in range(runs):
@@ -49,33 +61,43 @@ def measure(sandbox, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--big-files", type=int, default=3000)
+    parser.add_argument("--big-mb", type=int, default=60)
     args = parser.parse_args()
     table = Table(title=f"sandbox overhead: one `true`, warm, {args.runs} runs")
-    for col in ("backend", "median s", "p90 s", "min s", "target", "verdict"):
+    for col in ("backend", "tree", "mode", "median s", "p90 s", "min s", "pristine cost s"):
         table.add_column(col)
+    table.add_column("target")
     with tempfile.TemporaryDirectory() as tmp:
-        source = Source(repo=make_repo(Path(tmp)))
-        backends = [("local (plain)", lambda: LocalSandbox(source, confine=False))]
+        trees = {
+            "1 file": Source(repo=make_repo(Path(tmp))),
+            f"{args.big_files} files, {args.big_mb} MB": Source(
+                repo=make_repo(Path(tmp), "big", args.big_files, args.big_mb)
+            ),
+        }
+        backends = [("local (plain)", lambda s: LocalSandbox(s, confine=False))]
         if bwrap_path():
-            backends.append(("local (bubblewrap)", lambda: LocalSandbox(source, confine=True)))
+            backends.append(("local (bubblewrap)", lambda s: LocalSandbox(s, confine=True)))
         if available():
             from sandbox.docker_sandbox import DockerSandbox
 
-            backends.append(("docker", lambda: DockerSandbox(source)))
+            backends.append(("docker", DockerSandbox))
         for name, make in backends:
-            with make() as sb:
-                times = sorted(measure(sb, args.runs))
-            median = statistics.median(times)
-            target = TARGET_S.get(name)
-            verdict = "" if target is None else ("OK" if median < target else "SLOW")
-            table.add_row(
-                name,
-                f"{median:.4f}",
-                f"{times[int(0.9 * (len(times) - 1))]:.4f}",
-                f"{times[0]:.4f}",
-                f"< {target}" if target else "-",
-                verdict,
-            )
+            for tree, source in trees.items():
+                unsealed = 0.0
+                for sealed in (False, True):
+                    with make(source) as sb:
+                        times = sorted(measure(sb, args.runs, sealed))
+                    median = statistics.median(times)
+                    target = TARGET_S.get(name)
+                    verdict = "" if target is None else ("OK" if median < target else "SLOW")
+                    table.add_row(
+                        name, tree, "sealed" if sealed else "unsealed", f"{median:.4f}",
+                        f"{times[int(0.9 * (len(times) - 1))]:.4f}", f"{times[0]:.4f}",
+                        f"{median - unsealed:+.4f}" if sealed else "-",
+                        f"< {target} {verdict}" if target else "-",
+                    )  # fmt: skip
+                    unsealed = median
     Console().print(table)
 
 

@@ -2,7 +2,7 @@
 
 Two sandboxes are made, one per side. For each metric, base and candidate runs alternate
 (AB, BA, AB, ...) in the same session, each repeat a fresh process. After the first
-``repeats`` pairs the samples are compared (``optimizer.stats``); while the verdict is
+``repeats`` pairs the samples are compared (``profilers.stats``); while the verdict is
 ``inconclusive``, more pairs are added, until it is conclusive, ``max_repeats`` pairs are
 reached, or the metric's time budget runs out. One warm-up run per side is discarded first.
 """
@@ -24,25 +24,21 @@ from pydantic import BaseModel, Field
 
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
-from optimizer.stats import ALPHAS, FLOORS, adaptive
-from profilers import (
-    COPIED_WORKLOAD,
-    HotspotReport,
-    ProfileError,
-    Workload,
-    install,
-    measure_instructions,
-    measure_wall,
-    profile_hotspots,
+from profilers import COPIED_WORKLOAD, HotspotReport, Workload, install, profile_hotspots
+from profilers.compare import (
+    INSTRUCTION_PAIRS,
+    Metric,
+    MetricChoice,
+    MetricResult,
+    Region,
+    Sampler,
+    compare_metric,
 )
-from sandbox import Backend, Limits, Sandbox, Source, open_sandbox
+from profilers.stats import ALPHAS, FLOORS
+from sandbox import Backend, Limits, Source, open_sandbox
 from sandbox.source import resolve
 
-Metric = Literal["wall", "instructions"]
-MetricChoice = Literal["wall", "instructions", "both"]
-UNITS = {"wall": "s", "instructions": "instructions"}
-#: Pairs to start with, and the most pairs, for instruction counts (near-deterministic).
-INSTRUCTION_PAIRS = (3, 6)
+__all__ = ["BenchConfig", "BenchRecord", "MetricChoice", "MetricResult", "Side", "run_bench"]
 
 
 class BenchConfig(BaseModel):
@@ -63,6 +59,9 @@ class BenchConfig(BaseModel):
     inner: int = Field(1, ge=1, description="Timed workload() calls per process.")
     python: str = "python3"
     hotspots: bool = Field(False, description="Also profile each side once with cProfile.")
+    region: Region = Field(
+        "workload", description="workload: time workload() only; total: import + setup too."
+    )
 
 
 class Side(BaseModel):
@@ -76,32 +75,8 @@ class Side(BaseModel):
         return f"{self.label} {self.rev}{extra} ({self.sha[:12]})"
 
 
-class MetricResult(BaseModel):
-    metric: Metric
-    unit: str
-    verdict: str
-    ratio: float = Field(description="Candidate over base (medians); > 1 is slower.")
-    ci: tuple[float, float]
-    p_value: float
-    p_slower: float
-    p_faster: float
-    p_mwu: float | None = Field(None, description="One-sided Mann-Whitney U p, for reference.")
-    floor: float
-    pairs: int
-    stopped: str = Field(description="Why repeats stopped: conclusive, max_repeats, budget.")
-    base_median: float
-    head_median: float
-    cv_base: float
-    cv_head: float
-    base_samples: list[float]
-    head_samples: list[float]
-    order: list[str] = Field(description="The run order, e.g. ['base', 'head', 'head', ...].")
-    base_raw_ns: list[list[int]] | None = Field(None, description="Wall: timed calls per run.")
-    head_raw_ns: list[list[int]] | None = None
-
-
 class BenchRecord(BaseModel):
-    version: int = 1
+    version: int = 2
     repo: str
     workload: str
     workload_kind: Literal["file", "command"]
@@ -169,112 +144,6 @@ def machine_info(
     }
 
 
-class SideRunner:
-    """Runs one side's measurements and turns failures into one-line user errors."""
-
-    def __init__(
-        self,
-        side: Side,
-        sb: Sandbox,
-        workload: Workload,
-        *,
-        timeout_s: float = 120.0,
-        inner: int = 1,
-        python: str = "python3",
-        what: str = "the workload",
-    ) -> None:
-        self.side, self.sb, self.workload = side, sb, workload
-        self.inner, self.python, self.what = inner, python, what
-        self.limits = Limits(wall_s=timeout_s)
-        self.python_version = ""
-        self.rss: list[int] = []
-        self.raw: list[list[int]] = []
-
-    @contextlib.contextmanager
-    def blame(self):
-        try:
-            yield
-        except ProfileError as exc:
-            fix = (
-                "give it more time with --timeout, or make the workload smaller"
-                if "timeout" in exc.cause.split(":")[0]
-                else f"run the workload by hand at {self.side.sha[:12]} and fix it"
-            )
-            raise UserError(f"{self.what} failed on {self.side.name()}: {exc.cause}", fix) from None
-
-    def wall(self, keep: bool = True) -> float:
-        with self.blame():
-            run = measure_wall(
-                self.sb, self.workload, inner=self.inner, python=self.python,
-                limits=self.limits, hash_seed=len(self.raw),  # the i-th runs of a pair share it
-            )  # fmt: skip
-        self.python_version = run.python
-        if keep:
-            self.rss.append(run.maxrss_kb)
-            self.raw.append(run.samples_ns)
-        return run.seconds
-
-    def instructions(self) -> float:
-        with self.blame():
-            run = measure_instructions(
-                self.sb, self.workload, python=self.python, limits=self.limits
-            )
-        self.python_version = run.python
-        return float(run.instructions)
-
-
-def compare_metric(
-    metric: Metric,
-    base: SideRunner,
-    head: SideRunner,
-    *,
-    floor: float,
-    alpha: float,
-    pairs: tuple[int, int],
-    budget_s: float,
-    say: Callable[[str], None] = lambda _msg: None,
-) -> MetricResult:
-    """Interleave one metric's runs of both sides (adaptive pairs) and compare them."""
-    if metric == "wall":
-        say("wall clock: warm-up run per side (discarded)")
-        base.raw.clear()  # a pair's index is its hash seed
-        head.raw.clear()
-        base.wall(keep=False)
-        head.wall(keep=False)
-        mb, mh = base.wall, head.wall
-    else:
-        mb, mh = base.instructions, head.instructions
-    start, most = pairs
-    say(f"{metric}: {start} to {most} interleaved pairs")
-    cmp, bs, hs, order, stopped = adaptive(
-        mb, mh, floor=floor, start=start, most=max(start, most), budget_s=budget_s,
-        parallel=metric == "instructions", alpha=alpha, paired=metric == "wall",
-    )  # fmt: skip
-    return MetricResult(
-        metric=metric,
-        unit=UNITS[metric],
-        verdict=cmp.verdict.value,
-        ratio=cmp.ratio,
-        ci=cmp.ci,
-        p_value=cmp.p_value,
-        p_slower=cmp.p_slower,
-        p_faster=cmp.p_faster,
-        p_mwu=cmp.p_mwu,
-        floor=floor,
-        pairs=min(len(bs), len(hs)),
-        stopped=stopped,
-        base_median=cmp.base_median,
-        head_median=cmp.head_median,
-        cv_base=cmp.cv_base,
-        cv_head=cmp.cv_head,
-        base_samples=bs,
-        head_samples=hs,
-        order=order,
-        base_raw_ns=list(base.raw) if metric == "wall" else None,
-        head_raw_ns=list(head.raw) if metric == "wall" else None,
-    )
-
-
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:
     """Measure base and candidate, interleaved, and compare every requested metric."""
     say = progress or (lambda _msg: None)
@@ -291,14 +160,18 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     }
     limits = Limits(wall_s=cfg.timeout_s)
     with contextlib.ExitStack() as stack:
-        runners: dict[str, SideRunner] = {}
+        runners: dict[str, Sampler] = {}
+        sides: dict[str, Side] = {}
         for label, src in sources.items():
             say(f"copying {label} ({src.rev}) into a {cfg.sandbox} sandbox")
             sb = stack.enter_context(open_sandbox(src, cfg.sandbox, limits=limits))
             side = Side(label=label, rev=src.rev, sha=sb.sha, patched=bool(src.patch))
-            runners[label] = SideRunner(
-                side, sb, install(sb, workload, file_bytes), timeout_s=cfg.timeout_s,
-                inner=cfg.inner, python=cfg.python,
+            sides[label] = side
+            target = install(sb, workload, file_bytes)
+            sb.seal()  # every run from here on starts from this tree
+            runners[label] = Sampler(
+                side.name(), sb, target, timeout_s=cfg.timeout_s, inner=cfg.inner,
+                python=cfg.python, region=cfg.region,
             )  # fmt: skip
         base, head = runners["base"], runners["head"]
         backend = base.sb.backend
@@ -326,9 +199,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         if cfg.hotspots and workload.kind == "file":
             say("hotspots: one cProfile run per side")
             hotspots = {}
-            for r in (base, head):
+            for label, r in runners.items():
                 with r.blame():
-                    hotspots[r.side.label] = profile_hotspots(
+                    hotspots[label] = profile_hotspots(
                         r.sb, r.workload, python=cfg.python, limits=r.limits
                     )
         memory = None
@@ -339,8 +212,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             repo=str(root),
             workload=workload.target if file_bytes is None else cfg.workload,
             workload_kind=workload.kind,
-            base=base.side,
-            head=head.side,
+            base=sides["base"],
+            head=sides["head"],
             backend=backend,
             environment=machine_info(backend, base.python_version),
             metrics=results,

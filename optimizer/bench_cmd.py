@@ -13,7 +13,8 @@ from rich.table import Table
 from optimizer.bench import BenchConfig, BenchRecord, MetricChoice, run_bench, write_record
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
-from optimizer.stats import FLOORS
+from profilers.compare import Region
+from profilers.stats import FLOORS
 from sandbox import Backend
 
 
@@ -111,6 +112,11 @@ def register(app: typer.Typer) -> None:
             help="Write each side's cProfile hotspots (text, JSON, speedscope) into this folder.",
         ),
         sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+        region: Region = typer.Option(
+            "workload",
+            "--region",
+            help="workload: time workload() only; total: import + setup too.",
+        ),
     ) -> None:
         """Measure a candidate against a base revision, interleaved, and give a verdict.
 
@@ -143,6 +149,7 @@ def register(app: typer.Typer) -> None:
             sandbox=sandbox,
             floors={"wall": wall_floor, "instructions": instructions_floor},
             hotspots=hotspots is not None,
+            region=region,
         )
         err = Console(stderr=True, highlight=False)
         with err.status("benchmarking...") as status:

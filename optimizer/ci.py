@@ -7,7 +7,7 @@ The steps:
    does): a pull request that edits a benchmark is not mistaken for a slower library.
 2. Each side gets its own sandbox (the optional ``build`` command runs once in each), and for
    every benchmark and metric the two sides' runs are interleaved, with adaptive repeats
-   (``optimizer.bench.compare_metric``).
+   (``profilers.compare.compare_metric``, the same path grading and `bench` use).
 3. Per metric, the benchmarks form one family: each comparison runs at the Bonferroni level
    ``alpha / m``, and the p-values are then Holm-adjusted. A metric says ``regression`` when
    its comparison says ``slower`` (ratio >= 1 + threshold, the whole CI above 1) with a
@@ -40,20 +40,20 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from optimizer.bench import (
+from optimizer.bench import Side, machine_info
+from optimizer.ci_benchmarks import Benchmark, MetricChoice, discover
+from optimizer.errors import UserError
+from profilers import HotspotReport, ProfileError, Workload, install, profile_hotspots
+from profilers.common import last_line
+from profilers.compare import (
     INSTRUCTION_PAIRS,
     Metric,
     MetricResult,
-    Side,
-    SideRunner,
+    Sampler,
     compare_metric,
-    machine_info,
+    metrics_of,
 )
-from optimizer.ci_benchmarks import Benchmark, MetricChoice, discover
-from optimizer.errors import UserError
-from optimizer.stats import ALPHAS
-from profilers import HotspotReport, ProfileError, Workload, install, profile_hotspots
-from profilers.common import last_line
+from profilers.stats import ALPHAS
 from sandbox import Backend, Limits, Sandbox, Source, open_sandbox
 from sandbox.images import EnvRecipe, image_for
 from sandbox.source import materialize, resolve
@@ -234,8 +234,7 @@ class _Side:
 
 
 def _metrics(b: Benchmark, default: MetricChoice) -> list[Metric]:
-    choice = b.metric or default
-    return ["instructions", "wall"] if choice == "both" else [choice]
+    return metrics_of(b.metric or default)
 
 
 class _Gate:
@@ -244,11 +243,11 @@ class _Gate:
     def __init__(self, cfg: CIConfig, sides: dict[str, _Side], say: Callable[[str], None]):
         self.cfg, self.sides, self.say = cfg, sides, say
 
-    def runners(self, b: Benchmark) -> tuple[SideRunner, SideRunner]:
+    def runners(self, b: Benchmark) -> tuple[Sampler, Sampler]:
         workload = Workload(kind=b.kind, target=b.path if b.kind == "file" else b.command or "")
         made = [
-            SideRunner(
-                s.side,
+            Sampler(
+                s.side.name(),
                 s.sb,
                 workload,
                 timeout_s=b.timeout_s or self.cfg.timeout_s,
@@ -263,7 +262,7 @@ class _Gate:
         return self.cfg.alpha if self.cfg.alpha is not None else ALPHAS[metric]
 
     def measure(
-        self, b: Benchmark, metric: Metric, family: int, runners: tuple[SideRunner, SideRunner]
+        self, b: Benchmark, metric: Metric, family: int, runners: tuple[Sampler, Sampler]
     ) -> MetricResult:
         pairs = (
             (self.cfg.repeats, self.cfg.max_repeats) if metric == "wall" else CI_INSTRUCTION_PAIRS
@@ -280,7 +279,7 @@ class _Gate:
         }
         first: dict[str, dict[Metric, MetricResult]] = {}
         errors: dict[str, str] = {}
-        runners: dict[str, tuple[SideRunner, SideRunner]] = {}
+        runners: dict[str, tuple[Sampler, Sampler]] = {}
         for i, b in enumerate(benchmarks, 1):
             self.say(f"[{i}/{len(benchmarks)}] {b.name}")
             runners[b.name] = self.runners(b)
@@ -318,8 +317,8 @@ class _Gate:
     def confirm(self, b, metric, family, runners, mv: MetricVerdict) -> Verdict:
         """A change is called only if a re-run on fresh pairs says the same again."""
         called: Verdict = "regression" if mv.result.verdict == "slower" else "improvement"
-        if not self.cfg.confirm:
-            return called
+        if not self.cfg.confirm or mv.result.deterministic:
+            return called  # constant counts on both sides: a re-run would count the same
         self.say(f"{b.name}: {metric} looks {mv.result.ratio - 1:+.1%}; confirming with a re-run")
         try:
             mv.confirm = self.measure(b, metric, family, runners)
@@ -384,6 +383,7 @@ def _open_side(
                 f"the build command failed on {side.name()}: {r.status.value}: {tail}",
                 "fix the [tool.optimizer.ci] build command, or the code it builds",
             )
+    sb.seal()  # every measured run starts from the built tree
     return _Side(side, sb)
 
 

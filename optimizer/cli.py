@@ -14,8 +14,6 @@ from rich.console import Console
 
 from optimizer import __version__
 from optimizer.errors import UserError
-from sandbox.errors import SandboxError
-from tasks.model import TaskError
 
 app = typer.Typer(
     name="optimizer",
@@ -31,8 +29,8 @@ app.add_typer(sandbox_app, name="sandbox")
 
 err = Console(stderr=True, highlight=False)
 
-#: Exceptions that are the user's to fix: printed as one line, never as a traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (UserError, SandboxError, TaskError)
+#: The user's mistakes (every layer raises the one UserError): one line, never a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError,)
 
 
 def _version(value: bool) -> None:
@@ -50,12 +48,20 @@ def _root(
     """Make code faster with LLM agents, and measure speed honestly."""
 
 
-from optimizer import bench_cmd, ci_cmd, sandbox_cmd, score_cmd, tasks_cmd  # noqa: E402
+from optimizer import (  # noqa: E402
+    bench_cmd,
+    ci_cmd,
+    grade_cmd,
+    sandbox_cmd,
+    score_cmd,
+    tasks_cmd,
+)
 
 sandbox_cmd.register(sandbox_app)
 score_cmd.register(app)
 bench_cmd.register(app)
 tasks_cmd.register(app)
+grade_cmd.register(app)
 ci_cmd.register(app, USER_ERRORS)
 
 

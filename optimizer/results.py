@@ -12,16 +12,18 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from optimizer.errors import UserError
+from tasks.grade import GradeStatus
 
-#: How an attempt ended. Only ``ok`` implies correct; ``timeout`` may be correct (ENAMEL: a
-#: timeout at a level >= 1 still counts as correct); the others are incorrect.
-Status = Literal["ok", "failed_apply", "failed_tests", "failed_equivalence", "timeout", "error"]
-STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+#: How an attempt ended: the grading contract's own words (``tasks.grade.GradeStatus``). Only
+#: ``ok`` implies correct; ``timeout`` may be correct (ENAMEL: a timeout at a level >= 1 still
+#: counts as correct); the others are incorrect.
+Status = GradeStatus
+STATUSES: tuple[str, ...] = tuple(s.value for s in GradeStatus)
 
 #: A duration in seconds or a ratio: finite and above 0.
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]

@@ -88,4 +88,5 @@ def run_harness(
         )
     if data.get("ok") is not True:
         raise ProfileError(f"error: {error or 'the harness reported a failure'}", r)
+    data["process_s"] = r.duration_s  # the host's clock on the whole process, not the run's
     return data

@@ -10,19 +10,26 @@ echoes ``config["nonce"]``; a missing, malformed or mismatched file means the ru
 
 Modes (``config["mode"]``):
 
-- ``wall``: for a workload file, import it, call ``setup()`` (untimed), call ``workload()``
-  ``warmup`` times (untimed), then ``inner`` times, each timed with ``perf_counter_ns``.
-  For a command, run it ``warmup`` + ``inner`` times with the shell and time each subprocess.
-  Also reports peak RSS (``ru_maxrss``, KiB) after setup and at the end.
+- ``wall``: for a workload file, import the modules named in ``preimport`` that live where
+  this process cannot write (untimed), then time the import of the workload file
+  (``import_ns``), ``setup()`` (``setup_ns``), ``warmup`` untimed calls of ``workload()``,
+  and ``inner`` timed calls (``samples_ns``; with ``materialize`` the result's ``repr`` is
+  inside the timing). For a command, run it ``warmup`` + ``inner`` times with the shell and
+  time each subprocess. Also reports peak RSS (``ru_maxrss``, KiB) after setup and at the end.
+- ``imports``: import, ``setup()``, one ``workload()``; report the top-level modules loaded
+  from places this process cannot write (what ``preimport`` may import before the timer).
 - ``instructions``: run ``region`` mode under valgrind callgrind with ``PYTHONHASHSEED=0``
   (and ASLR off where ``setarch -R`` is allowed), and report the instructions counted between
   the two markers. A command is counted whole, with ``--trace-children=yes``.
-- ``region``: (run under callgrind) import, ``setup()``, then ``os.getsid(0)`` (callgrind
-  zeroes its counters on entering ``getsid``), ``workload()``, ``os.getpriority(...)``
-  (callgrind dumps the counters on entering ``getpriority``).
+- ``region``: (run under callgrind, ``--dump-before=getpriority``) ``os.getpriority(...)``
+  before the import (``region`` = ``total``) or right before ``workload()`` (``workload``),
+  and again after it: callgrind dumps (and zeroes) its counters on entering ``getpriority``,
+  so the second of exactly two dumps holds the region. A workload that calls
+  ``getpriority`` itself makes more dumps, and the run is refused rather than miscounted.
 - ``hotspots``: import, ``setup()``, then ``workload()`` under cProfile; reports the raw stats.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -33,8 +40,11 @@ import sys
 import time
 import traceback
 
-ZERO_MARK = "getsid"
 DUMP_MARK = "getpriority"
+#: The clock, bound before any workload code runs: rebinding time.perf_counter_ns later
+#: (from the workload's process) does not change what the harness reads. The host's own
+#: clock on the whole process is the cross-check (profilers.compare).
+_clock = time.perf_counter_ns
 
 
 class HarnessError(Exception):
@@ -69,43 +79,135 @@ def run_command(cmd):
         raise HarnessError(f"workload command exited with code {done.returncode}")
 
 
-def mode_wall(cfg):
+def writable(path):
+    """Whether this process could have changed ``path`` (the tree, /tmp, a user site)."""
+    return os.access(os.path.dirname(os.path.realpath(path)) or ".", os.W_OK)
+
+
+def preimport(names):
+    """Import top-level modules that live where this process cannot write, before the timer.
+
+    They are not the code under test (the standard library, the image's packages). A name
+    whose file lies in a writable place (the work tree, /tmp) is left to the timed import.
+    """
+    import importlib
+    import importlib.util
+
+    sys.path.insert(0, os.getcwd())
+    for name in names:
+        if not isinstance(name, str) or not name.isidentifier() or name in sys.modules:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        origin = spec.origin if spec.has_location else None
+        places = list(spec.submodule_search_locations or []) + ([origin] if origin else [])
+        if any(writable(p) for p in places):
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    sys.path.remove(os.getcwd())
+
+
+def outside_modules():
+    """Top-level modules loaded so far whose files this process cannot write."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        if "." in name or name.startswith("_optimizer") or name == "optimizer_workload":
+            continue
+        places = list(getattr(module, "__path__", None) or [])
+        where = getattr(module, "__file__", None)
+        places += [where] if where else []
+        if not any(writable(p) for p in places if isinstance(p, str)):
+            names.append(name)
+    return sorted(names)
+
+
+def materialize(result):
+    """Force a lazy result inside the timed region (a generator, a lazy proxy)."""
+    if result is not None:
+        repr(result)
+
+
+def timed_file(cfg):
+    """Import, setup() and the workload calls, each timed; the region decides what counts."""
     warmup, inner = int(cfg.get("warmup", 0)), int(cfg.get("inner", 1))
+    force = bool(cfg.get("materialize"))
+    preimport(cfg.get("preimport") or [])
+    t0 = _clock()
+    module = load(cfg["target"])
+    t1 = _clock()
+    if getattr(module, "setup", None):
+        module.setup()
+    t2 = _clock()
+    work = module.workload
+    rss_setup = maxrss_kb()
+    for _ in range(warmup):
+        work()
     samples = []
+    for _ in range(inner):
+        t = _clock()
+        result = work()
+        if force:
+            materialize(result)
+        samples.append(_clock() - t)
+    return {
+        "samples_ns": samples,
+        "import_ns": t1 - t0,
+        "setup_ns": t2 - t1,
+        "maxrss_kb": maxrss_kb(),
+        "maxrss_setup_kb": rss_setup,
+    }
+
+
+def mode_wall(cfg):
     if cfg["kind"] == "file":
-        module = load(cfg["target"])
-        if getattr(module, "setup", None):
-            module.setup()
-        work = module.workload
-        rss_setup = maxrss_kb()
-        for _ in range(warmup):
-            work()
-        for _ in range(inner):
-            t0 = time.perf_counter_ns()
-            work()
-            samples.append(time.perf_counter_ns() - t0)
-        rss = maxrss_kb()
-    else:
-        cmd = cfg["target"]
-        rss_setup = 0
-        for _ in range(warmup):
-            run_command(cmd)
-        for _ in range(inner):
-            t0 = time.perf_counter_ns()
-            run_command(cmd)
-            samples.append(time.perf_counter_ns() - t0)
-        rss = maxrss_kb(resource.RUSAGE_CHILDREN)
-    return {"samples_ns": samples, "maxrss_kb": rss, "maxrss_setup_kb": rss_setup}
+        return timed_file(cfg)
+    warmup, inner = int(cfg.get("warmup", 0)), int(cfg.get("inner", 1))
+    cmd = cfg["target"]
+    samples = []
+    for _ in range(warmup):
+        run_command(cmd)
+    for _ in range(inner):
+        t0 = _clock()
+        run_command(cmd)
+        samples.append(_clock() - t0)
+    return {
+        "samples_ns": samples,
+        "maxrss_kb": maxrss_kb(resource.RUSAGE_CHILDREN),
+        "maxrss_setup_kb": 0,
+    }
+
+
+def mode_imports(cfg):
+    """Import, setup() and one workload() call; report the unwritable modules they loaded."""
+    module = load(cfg["target"])
+    if getattr(module, "setup", None):
+        module.setup()
+    module.workload()
+    return {"modules": outside_modules()}
 
 
 def mode_region(cfg):
+    """Under callgrind: the counted region is import + setup + workload (``total``) or the
+    workload call alone (``workload``), between the two marker syscalls."""
+    preimport(cfg.get("preimport") or [])
+    total = cfg.get("region", "workload") == "total"
+    if total:
+        os.getpriority(os.PRIO_PROCESS, 0)  # callgrind dump 1: everything before the region
     module = load(cfg["target"])
     if getattr(module, "setup", None):
         module.setup()
     work = module.workload
-    os.getsid(0)  # callgrind: --zero-before=getsid
-    work()
-    os.getpriority(os.PRIO_PROCESS, 0)  # callgrind: --dump-before=getpriority
+    if not total:
+        os.getpriority(os.PRIO_PROCESS, 0)
+    result = work()
+    if cfg.get("materialize"):
+        materialize(result)
+    os.getpriority(os.PRIO_PROCESS, 0)  # callgrind dump 2: the region
     return {}
 
 
@@ -147,7 +249,6 @@ def mode_instructions(cfg):
             + valgrind
             + [
                 "--callgrind-out-file=" + out,
-                "--zero-before=" + ZERO_MARK,
                 "--dump-before=" + DUMP_MARK,
                 sys.executable,
                 os.path.abspath(__file__),
@@ -188,13 +289,13 @@ def mode_instructions(cfg):
     if cfg["kind"] == "file":
         if region_result.get("ok") is not True:
             raise HarnessError("the workload did not finish under callgrind")
-        parts = sorted(glob.glob(out + ".*"))
-        if len(parts) != 1:
+        parts = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
+        if len(parts) != 2:
             raise HarnessError(
-                f"expected one callgrind dump of the workload region, found {len(parts)} "
-                "(does the workload call os.getpriority?)"
+                f"expected two callgrind dumps around the workload region, found {len(parts)} "
+                "(the workload calls os.getpriority, which marks the region: refused)"
             )
-        count = summary(parts[0])
+        count = summary(parts[1])
     else:
         files = glob.glob(os.path.join(cgdir, "cg.*.out*"))
         if not files:
@@ -239,6 +340,7 @@ def mode_hotspots(cfg):
 
 MODES = {
     "wall": mode_wall,
+    "imports": mode_imports,
     "region": mode_region,
     "instructions": mode_instructions,
     "hotspots": mode_hotspots,

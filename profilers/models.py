@@ -19,20 +19,39 @@ class Workload(BaseModel):
 
 
 class WallRun(BaseModel):
-    """One fresh process: the timed calls of the workload in it, and its peak memory."""
+    """One fresh process: the timed import, setup and calls of the workload, and its memory."""
 
     samples_ns: list[int] = Field(description="Each timed call, in ns (warm-up calls dropped).")
+    import_ns: int = Field(0, ge=0, description="Importing the workload file (and its code).")
+    setup_ns: int = Field(0, ge=0, description="The workload's setup().")
+    region: str = Field("workload", description="total (import + setup + calls) or workload.")
+    process_s: float = Field(0.0, description="The whole process, by the host's clock.")
     maxrss_kb: int = Field(description="Peak RSS of the process (or of the command), KiB.")
     maxrss_setup_kb: int = Field(0, description="Peak RSS after setup(), before the workload.")
     python: str = ""
 
     @property
-    def seconds(self) -> float:
-        """The repeat's value: the median of its timed calls, in seconds."""
+    def workload_s(self) -> float:
+        """The median of the timed workload() calls, in seconds."""
         s = sorted(self.samples_ns)
         n = len(s)
         mid = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
         return mid / 1e9
+
+    @property
+    def seconds(self) -> float:
+        """The repeat's value: the workload calls' median, plus import and setup when the
+        region is ``total``."""
+        extra = (self.import_ns + self.setup_ns) / 1e9 if self.region == "total" else 0.0
+        return self.workload_s + extra
+
+    def parts(self) -> dict[str, float]:
+        """Import, setup and workload seconds of this run."""
+        return {
+            "import_s": self.import_ns / 1e9,
+            "setup_s": self.setup_ns / 1e9,
+            "workload_s": self.workload_s,
+        }
 
 
 class InstructionRun(BaseModel):

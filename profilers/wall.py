@@ -1,9 +1,11 @@
 """Wall-clock time of the workload region, one fresh process per repeat.
 
 Every call starts a new process in the sandbox (so nothing the workload caches in memory
-survives to the next repeat), calls ``setup()`` untimed, drops ``warmup`` calls, and times
-``inner`` calls of ``workload()`` with ``perf_counter_ns``. Interpreter start-up, imports and
-setup are outside the timed region. A command workload is timed as a whole subprocess.
+survives to the next repeat) and times, with ``perf_counter_ns``, the import of the workload
+file, ``setup()``, and ``inner`` calls of ``workload()`` (after ``warmup`` untimed ones).
+``region`` says which of them the run's value covers (see ``profilers.compare``):
+``total`` (import + setup + workload) or ``workload``. Interpreter start-up is never timed.
+A command workload is timed as a whole subprocess.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ def measure_wall(
     python: str = "python3",
     limits: Limits | None = None,
     hash_seed: int | None = None,
+    region: str = "workload",
+    preimport: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> WallRun:
     """Time the workload in one fresh process; the raw timed calls are in ``samples_ns``.
 
     ``hash_seed`` sets PYTHONHASHSEED: string hashing changes dict and set layouts, and so
     the speed of a process. Give the two runs of a pair the same seed, and each pair its own.
     """
-    env = None if hash_seed is None else {"PYTHONHASHSEED": str(hash_seed)}
+    env = dict(env or {})
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
     data = run_harness(
-        sb, "wall", workload, python=python, limits=limits, env=env, inner=inner, warmup=warmup
-    )
+        sb, "wall", workload, python=python, limits=limits, env=env, inner=inner,
+        warmup=warmup, region=region, preimport=preimport or [], materialize=region == "total",
+    )  # fmt: skip
     try:
-        run = WallRun.model_validate({**data, "python": data.get("python", "")})
+        run = WallRun.model_validate({**data, "python": data.get("python", ""), "region": region})
     except ValueError as exc:
         raise ProfileError(f"garbage: malformed wall result ({exc.__class__.__name__})") from None
     if len(run.samples_ns) != inner or any(s < 0 for s in run.samples_ns):

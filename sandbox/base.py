@@ -27,10 +27,18 @@ def describe(cmd: Command) -> str:
     return cmd if isinstance(cmd, str) else shlex.join(cmd)
 
 
+class SealedError(RuntimeError):
+    """A write into a sealed sandbox: its tree is fixed, each run starts from it afresh."""
+
+
 class Sandbox(ABC):
     """A private copy of a source tree, and a way to run commands in it with limits.
 
-    Use it as a context manager; ``close()`` removes the copy and everything the runs made.
+    Until :meth:`seal` is called, what a run writes into the tree stays (installing, building).
+    After it, **every run starts from the same pristine tree**: the sealed copy, with a fresh
+    /tmp and home, so nothing one run writes (a cache file, a pickled answer, a rewritten
+    source file) exists in the next. Use it as a context manager; ``close()`` removes the copy
+    and everything the runs made.
     """
 
     backend: str
@@ -38,6 +46,8 @@ class Sandbox(ABC):
     sha: str
     #: The work directory as commands see it.
     workdir: str
+
+    sealed: bool = False
 
     def __init__(self, source: Source, limits: Limits | None = None) -> None:
         self.source = source
@@ -51,15 +61,42 @@ class Sandbox(ABC):
         env: Mapping[str, str] | None = None,
         collect: Iterable[str] = (),
         stdin: bytes | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> RunResult:
         """Run ``cmd`` in the work directory, with limits, and collect the named files.
 
         ``collect`` names files relative to the work directory; each one that exists after
         the run comes back in ``RunResult.files``. The harness reads results from those
-        files, never from the command's stdout.
+        files, never from the command's stdout. ``files`` are written into this run's tree
+        before it starts (and, once sealed, are gone for the next run).
         """
         paths = [relative(p) for p in collect]
-        return self._execute(argv(cmd), limits or self.limits, dict(env or {}), paths, stdin)
+        extra = {relative(k): v for k, v in (files or {}).items()}
+        return self._execute(argv(cmd), limits or self.limits, dict(env or {}), paths, stdin, extra)
+
+    def seal(self) -> None:
+        """Fix the tree as it is now: from here on every run starts from this state."""
+        if not self.sealed:
+            self._seal()
+            self.sealed = True
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write a file into the copy (relative to the work directory), before sealing."""
+        self.write_files({path: data})
+
+    def write_files(self, files: Mapping[str, bytes]) -> None:
+        """Write files into the copy (relative to the work directory), before sealing."""
+        if self.sealed:
+            raise SealedError("the sandbox is sealed: pass per-run files to run(files=...)")
+        self._write({relative(k): v for k, v in files.items()})
+
+    @abstractmethod
+    def _seal(self) -> None:
+        """Keep the current tree as the pristine state every later run starts from."""
+
+    @abstractmethod
+    def _write(self, files: dict[str, bytes]) -> None:
+        """Write files into the (unsealed) copy."""
 
     @abstractmethod
     def _execute(
@@ -69,12 +106,9 @@ class Sandbox(ABC):
         env: dict[str, str],
         collect: list[str],
         stdin: bytes | None,
+        files: dict[str, bytes],
     ) -> RunResult:
         """The backend's part of ``run``, with every argument normalized."""
-
-    @abstractmethod
-    def write_file(self, path: str, data: bytes) -> None:
-        """Write a file into the copy (relative to the work directory)."""
 
     @abstractmethod
     def close(self) -> None:

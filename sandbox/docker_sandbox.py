@@ -1,9 +1,13 @@
 """The ``docker`` backend: one container per command, from a project-built image.
 
-The code is copied into a private volume (never bind-mounted from the user's tree). Every
-run gets ``--network none``, a cpuset, memory and pids limits, a read-only root with only
-the work dir and /tmp writable, no capabilities, and an unprivileged user. A run that passes
-its time limit is killed, and its container is removed whatever happens, Ctrl-C included.
+The code is copied into an **instance image** of its own (never bind-mounted from the user's
+tree), layered on the env image as SWE-bench layers base -> env -> instance. Every run is a
+fresh container of it, with ``--network none``, a cpuset, memory and pids limits, a private
+/tmp, no capabilities, and an unprivileged user. Before :meth:`seal`, a finished run is
+committed as the next instance image, so installs and builds persist; after it, nothing is
+committed: each run starts from the sealed image's pristine tree (a copy-on-write layer, so
+starting afresh costs nothing extra). A run that passes its time limit is killed, and its
+container is removed whatever happens, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -23,15 +27,14 @@ from pathlib import Path
 import docker.errors
 from docker.types import LogConfig, Ulimit
 
-from sandbox.base import OutputCapture, Sandbox, classify, relative
-from sandbox.engine import LABEL, client
+from sandbox.base import OutputCapture, Sandbox, classify
+from sandbox.engine import BUILD_LABEL, LABEL, OWNER, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
 from sandbox.models import Limits, MiB, RunResult, Source, Status
 from sandbox.source import materialize
 
 WORKDIR = "/work"
-_OWNER = f"{socket.gethostname()}:{os.getpid()}"
 _COLLECT_MAX = 64 * MiB
 _STDIN = ".optimizer-stdin"
 
@@ -51,13 +54,14 @@ class DockerSandbox(Sandbox):
         self.image = image or base_tag()
         if not image_exists(self.image):
             fix = "run `optimizer sandbox build`" if image is None else f"`docker pull {image}`"
-            raise SandboxError(f"sandbox image {self.image} is not built. Fix: {fix}")
+            raise SandboxError(f"sandbox image {self.image} is not built", f"{fix}")
         self.id = uuid.uuid4().hex[:12]
-        self._labels = {LABEL: self.id, f"{LABEL}.owner": _OWNER}
+        self._labels = {LABEL: self.id, f"{LABEL}.owner": OWNER}
+        self._instance: str | None = None
+        self._closed = False
         with tempfile.TemporaryDirectory(prefix="optimizer-src-") as tmp:
             self.sha = materialize(source, Path(tmp))
             archive = _tar_dir(Path(tmp))
-        self.volume = self.client.volumes.create(f"optimizer-{self.id}", labels=self._labels)
         try:
             self._populate(archive)
         except BaseException:
@@ -66,28 +70,36 @@ class DockerSandbox(Sandbox):
 
     # -- the private copy ------------------------------------------------------------------
     def _populate(self, archive: bytes) -> None:
-        """Copy a tar archive into the volume through a container that never starts."""
+        """Put a tar archive into /work through a container that never starts, and commit."""
         holder = self._create(["true"], self.limits, {})
         try:
             holder.put_archive(WORKDIR, archive)
+            self._commit(holder)
         finally:
-            holder.remove(force=True)
+            _remove(holder)
 
-    def write_file(self, path: str, data: bytes) -> None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            _add_bytes(tar, relative(path), data)
-        self._populate(buf.getvalue())
+    def _commit(self, container) -> None:
+        """Make ``container``'s filesystem the instance image later runs start from.
+
+        Instance images are untagged: each one is the parent of the next, and removing the
+        last one (``close``) prunes the chain."""
+        self._instance = container.commit(conf={"Labels": self._labels}).id
+
+    def _write(self, files: dict[str, bytes]) -> None:
+        self._populate(_tar_files(files))
+
+    def _seal(self) -> None:
+        """Nothing to copy: from now on runs are not committed, so each starts from here."""
 
     def close(self) -> None:
-        volume = getattr(self, "volume", None)
-        if volume is None:
+        if self._closed:
             return
-        for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.id}"}):
-            c.remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            volume.remove(force=True)
-        self.volume = None
+        self._closed = True
+        for c in _list(self.client.containers, {"label": f"{LABEL}={self.id}"}):
+            _remove(c)
+        if self._instance:
+            _remove_image(self.client, self._instance)
+            self._instance = None
 
     # -- running ---------------------------------------------------------------------------
     def _create(self, args: list[str], limits: Limits, env: Mapping[str, str]):
@@ -96,7 +108,7 @@ class DockerSandbox(Sandbox):
             cpu = int(limits.cpu_s + 0.999)
             ulimits.append(Ulimit(name="cpu", soft=cpu, hard=cpu + 1))
         return self.client.containers.create(
-            self.image,
+            self._instance or self.image,
             args,
             working_dir=WORKDIR,
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
@@ -106,9 +118,7 @@ class DockerSandbox(Sandbox):
             memswap_limit=f"{limits.memory_mb}m",
             pids_limit=limits.pids,
             cpuset_cpus=limits.cpuset,
-            read_only=True,
             tmpfs={"/tmp": f"rw,exec,nosuid,size={limits.tmp_mb}m,mode=1777"},
-            volumes={self.volume.name: {"bind": WORKDIR, "mode": "rw"}},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             ulimits=ulimits,
@@ -124,16 +134,23 @@ class DockerSandbox(Sandbox):
         env: dict[str, str],
         collect: list[str],
         stdin: bytes | None,
+        files: dict[str, bytes],
     ) -> RunResult:
         started = time.perf_counter()
+        files = dict(files)
         if stdin is not None:  # a file in the copy, not the attach socket: EOF is reliable
-            self.write_file(_STDIN, stdin)
+            files[_STDIN] = stdin
             args = ["/bin/sh", "-c", 'exec "$@" < "$0"', f"{WORKDIR}/{_STDIN}", *args]
         container = self._create(args, limits, env)
         try:
-            return self._run(container, limits, collect, started)
+            if files:
+                container.put_archive(WORKDIR, _tar_files(files))
+            result = self._run(container, limits, collect, started)
+            if not self.sealed:  # installs and builds persist until the tree is sealed
+                self._commit(container)
+            return result
         finally:
-            container.remove(force=True)
+            _remove(container)
 
     def _run(self, container, limits: Limits, collect: list[str], started) -> RunResult:
         stop = threading.Event()
@@ -177,8 +194,8 @@ class DockerSandbox(Sandbox):
         state = container.attrs["State"]
         if "error" in outcome and not stopped:
             raise SandboxError(
-                f"the Docker engine failed during a run: {outcome['error']}. "
-                "Fix: check `docker info`, then run again"
+                f"the Docker engine failed during a run: {outcome['error']}",
+                "check `docker info`, then run again",
             )
         code = None if stopped else outcome.get("code", state.get("ExitCode"))
         status, why = classify(
@@ -244,6 +261,14 @@ def _tar_dir(root: Path) -> bytes:
     return buf.getvalue()
 
 
+def _tar_files(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            _add_bytes(tar, name, data)
+    return buf.getvalue()
+
+
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     """Add a file, and its parent directories, all owned by the sandbox user."""
     parents = list(reversed(Path(name).parents))[1:]
@@ -262,34 +287,78 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _list(collection, filters: dict) -> list:
+    """List containers by label; one removed meanwhile by another process is skipped."""
+    try:
+        return collection.list(all=True, filters=filters, ignore_removed=True)
+    except docker.errors.NotFound:
+        return []
+
+
+def _remove(item) -> None:
+    """Remove a container; already gone, or going, is not an error."""
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        item.remove(force=True)
+
+
+def _remove_image(c, image_id: str) -> None:
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        c.images.remove(image_id, force=True, noprune=False)
+
+
+def _dead(owner: str, host: str) -> bool:
+    """Whether ``owner`` (host:pid) is a process of this host that has ended."""
+    name, _, pid = owner.rpartition(":")
+    return name == host and pid.isdigit() and not _alive(int(pid))
+
+
 def sweep_stale() -> int:
-    """Remove containers and volumes left by runs of this host whose process is gone."""
+    """Remove containers, instance images, build containers and volumes left by processes of
+    this host that have ended. Another live process's items are never touched, and an item
+    that vanishes under the sweep (its owner removed it meanwhile) is skipped, not an error.
+
+    Listing uses the engine's plain list calls (labels come with the list), never a
+    per-item inspect that a concurrent removal could turn into NotFound.
+    """
     host = socket.gethostname()
+    api = client().api
     removed = 0
-    c = client()
-    items = [*c.containers.list(all=True, filters={"label": LABEL})]
-    items += c.volumes.list(filters={"label": LABEL})
-    for item in items:
-        labels = (
-            (item.attrs.get("Config", {}) or {}).get("Labels") or item.attrs.get("Labels") or {}
-        )
-        owner = labels.get(f"{LABEL}.owner", "")
-        name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
-            continue
+    owner_key = f"{LABEL}.owner"
+    kinds = (
+        (lambda: api.containers(all=True, filters={"label": owner_key}), owner_key, "c"),
+        (lambda: api.containers(all=True, filters={"label": BUILD_LABEL}), BUILD_LABEL, "c"),
+        (lambda: api.images(all=True, filters={"label": owner_key}), owner_key, "i"),
+        (lambda: api.volumes(filters={"label": owner_key}).get("Volumes") or [], owner_key, "v"),
+    )
+    for listing, key, kind in kinds:
         try:
-            item.remove(force=True)
-            removed += 1
+            items = listing()
         except docker.errors.APIError:
-            pass
+            continue
+        for item in items:
+            if not _dead(((item.get("Labels") or {}).get(key) or ""), host):
+                continue
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                if kind == "c":
+                    api.remove_container(item["Id"], force=True)
+                elif kind == "i":
+                    api.remove_image(item["Id"], force=True)
+                else:
+                    api.remove_volume(item["Name"], force=True)
+                removed += 1
     return removed
 
 
 def _alive(pid: int) -> bool:
+    """A process that exists and has not ended (a zombie waiting to be reaped has ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True

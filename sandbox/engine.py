@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import functools
+import os
+import socket
 
 import docker
 import docker.errors
 
 from sandbox.errors import SandboxError
 
-#: The label every container and volume this project makes carries.
+#: The label every sandbox container and instance image carries (value: the sandbox id), with
+#: ``LABEL.owner`` = OWNER beside it.
 LABEL = "optimizer.sandbox"
+#: The label of env-image build containers (value: OWNER); the env images inherit it.
+BUILD_LABEL = "optimizer.build"
+#: Who made an item: this host and process, so a sweep can tell a dead owner's leftovers.
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 NO_ENGINE_FIX = (
     "start one (`apt-get install -y docker.io && dockerd &`, or Docker Desktop), "
@@ -26,7 +33,7 @@ def client() -> docker.DockerClient:
         c.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).split(":")[0] if str(exc) else type(exc).__name__
-        raise SandboxError(f"no Docker engine answers ({reason}). Fix: {NO_ENGINE_FIX}") from None
+        raise SandboxError(f"no Docker engine answers ({reason})", f"{NO_ENGINE_FIX}") from None
     return c
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import docker.errors
 from pydantic import BaseModel, Field
 
-from sandbox.engine import LABEL, client
+from sandbox.engine import BUILD_LABEL, OWNER, client
 from sandbox.errors import SandboxError
 
 SUITE = "bookworm"
@@ -93,8 +93,8 @@ def build_base(*, force: bool = False, log=print) -> str:
         return tag
     if not shutil.which("mmdebstrap"):
         raise SandboxError(
-            "mmdebstrap is not installed. Fix: `apt-get install -y mmdebstrap`, then run "
-            "`optimizer sandbox build` again"
+            "mmdebstrap is not installed",
+            "`apt-get install -y mmdebstrap`, then run `optimizer sandbox build` again",
         )
     with tempfile.TemporaryDirectory(prefix="optimizer-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
@@ -113,8 +113,9 @@ def build_base(*, force: bool = False, log=print) -> str:
         if done.returncode:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise SandboxError(
-                f"mmdebstrap failed: {tail[0]}. Fix: check that the Debian mirror {mirror()} "
-                "is reachable (set OPTIMIZER_DEBIAN_MIRROR to another one)"
+                f"mmdebstrap failed: {tail[0]}",
+                f"check that the Debian mirror {mirror()} "
+                "is reachable (set OPTIMIZER_DEBIAN_MIRROR to another one)",
             )
         log(f"importing the rootfs as {tag}")
         repo, version = tag.split(":")
@@ -179,7 +180,7 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
     if image_exists(tag):
         return tag
     if not image_exists(base):
-        raise SandboxError(f"base image {base} is missing. Fix: run `optimizer sandbox build`")
+        raise SandboxError(f"base image {base} is missing", "run `optimizer sandbox build`")
     env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore"}
     for key in ("PIP_INDEX_URL", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
         if key in os.environ:
@@ -196,7 +197,7 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
         ["/bin/sh", "-c", script],
         network_mode="host",
         environment=env,
-        labels={LABEL: "build"},
+        labels={BUILD_LABEL: OWNER},
         user="root",
     )
     if ca:
@@ -207,8 +208,8 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
         if code:
             tail = container.logs(tail=5).decode(errors="replace").strip().splitlines()
             raise SandboxError(
-                f"building env layer {tag} failed (exit {code}): {tail[-1] if tail else ''}. "
-                "Fix: check the recipe's package names and that the registries are reachable"
+                f"building env layer {tag} failed (exit {code}): {tail[-1] if tail else ''}",
+                "check the recipe's package names and that the registries are reachable",
             )
         repo, version = tag.split(":")
         container.commit(repository=repo, tag=version, changes=["WORKDIR /work"])

@@ -4,6 +4,9 @@ Where bubblewrap (``bwrap``) is installed, each run is also confined: the whole 
 is read-only except the work directory and a private /tmp, and the run gets its own network
 and PID namespaces (no network; killing it kills every process it started). Without
 bubblewrap there is no network or filesystem isolation, and the backend says so.
+
+Sealing keeps a copy of the tree (``sealed/``, read-only to a confined run); every later run
+gets a fresh copy of it (``cp -a``, reflinked where the filesystem can) and an empty /tmp.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.base import OutputCapture, Sandbox, classify, relative
+from sandbox.base import OutputCapture, Sandbox, classify
 from sandbox.cgroup import PidsCgroup
 from sandbox.models import Limits, MiB, RunResult, Source
 from sandbox.source import materialize
@@ -75,10 +78,27 @@ class LocalSandbox(Sandbox):
     def confined(self) -> bool:
         return self._bwrap is not None
 
-    def write_file(self, path: str, data: bytes) -> None:
-        target = self.path / relative(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    def _write(self, files: dict[str, bytes]) -> None:
+        for path, data in files.items():
+            target = self.path / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                target.unlink()
+            target.write_bytes(data)
+
+    def _seal(self) -> None:
+        sealed = self._root / "sealed"
+        _copy_tree(self.path, sealed)
+
+    def _fresh(self) -> None:
+        """Replace the work tree and /tmp with a pristine copy of the sealed tree."""
+        for d in (self.path, self._tmp):
+            _make_removable(d)
+            shutil.rmtree(d, ignore_errors=True)
+            if d.exists():  # something the run made could not be removed: never reuse it
+                raise RuntimeError(f"could not clear {d} for a pristine run")
+        _copy_tree(self._root / "sealed", self.path)
+        self._tmp.mkdir()
 
     def close(self) -> None:
         if self._root.exists():
@@ -117,13 +137,22 @@ class LocalSandbox(Sandbox):
         env: dict[str, str],
         collect: list[str],
         stdin: bytes | None,
+        files: dict[str, bytes],
     ) -> RunResult:
-        cgroup = PidsCgroup.create(limits.pids) if os.geteuid() == 0 else None
-        try:
-            return self._spawn(args, limits, env, collect, stdin, cgroup)
-        finally:
-            if cgroup:
-                cgroup.remove()
+        for attempt in range(_BWRAP_TRIES):
+            if self.sealed:
+                self._fresh()
+            self._write(files)
+            cgroup = PidsCgroup.create(limits.pids) if os.geteuid() == 0 else None
+            try:
+                result = self._spawn(args, limits, env, collect, stdin, cgroup)
+            finally:
+                if cgroup:
+                    cgroup.remove()
+            if not (self._bwrap and _bwrap_setup_failed(result)) or attempt == _BWRAP_TRIES - 1:
+                return result
+            time.sleep(0.05 * (attempt + 1))  # a mount vanished while bwrap copied them
+        raise AssertionError("unreachable")
 
     def _spawn(
         self,
@@ -213,6 +242,26 @@ class LocalSandbox(Sandbox):
             if p.is_file() and not p.is_symlink() and p.stat().st_size <= _COLLECT_MAX:
                 files[name] = p.read_bytes()
         return files
+
+
+#: bubblewrap copies every mount under / (--ro-bind / /): one that vanishes meanwhile (a
+#: container of another process on this host) fails its setup; such a run is started again.
+_BWRAP_TRIES = 4
+
+
+def _bwrap_setup_failed(result: RunResult) -> bool:
+    """Whether bubblewrap itself failed to set up the run (nothing of the command ran)."""
+    first = result.stderr.lstrip().splitlines()[:1]
+    return result.exit_code == 1 and bool(first) and first[0].startswith("bwrap: ")
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    """Copy a tree with its modes, times and links (reflinks where the filesystem can)."""
+    done = subprocess.run(
+        ["cp", "-a", "--reflink=auto", f"{src}/.", str(dest)], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"copying the sandbox tree failed: {done.stderr.strip()}")
 
 
 def _rlimits(limits: Limits, cgroup: PidsCgroup | None = None):

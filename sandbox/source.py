@@ -22,20 +22,20 @@ def resolve(source: Source) -> tuple[Path, str]:
     """Return the repository root and the full commit sha of ``source.rev``."""
     path = source.repo.expanduser().resolve()
     if not path.exists():
-        raise SandboxError(f"no such directory: {path}. Fix: pass the path of a git checkout")
+        raise SandboxError(f"no such directory: {path}", "pass the path of a git checkout")
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except git.InvalidGitRepositoryError:
         raise SandboxError(
-            f"not a git repository: {path}. Fix: pass a git checkout, or run `git init` "
-            "and commit the code there first"
+            f"not a git repository: {path}",
+            "pass a git checkout, or run `git init` and commit the code there first",
         ) from None
     try:
         sha = repo.commit(source.rev).hexsha
     except (git.BadName, ValueError, git.GitCommandError):
         raise SandboxError(
-            f"unknown revision {source.rev!r} in {path}. Fix: name a commit, branch or tag "
-            f"that exists (`git -C {path} log --oneline` lists them)"
+            f"unknown revision {source.rev!r} in {path}",
+            f"name a commit, branch or tag that exists (`git -C {path} log --oneline` lists them)",
         ) from None
     return Path(repo.working_tree_dir or path), sha
 
@@ -54,8 +54,8 @@ def materialize(source: Source, dest: Path) -> str:
     _, stderr = proc.communicate()
     if proc.returncode:
         raise SandboxError(
-            f"git archive failed for {sha[:12]} in {root}: {stderr.decode().strip()}. "
-            "Fix: check that the repository is readable (`git fsck`)"
+            f"git archive failed for {sha[:12]} in {root}: {stderr.decode().strip()}",
+            "check that the repository is readable (`git fsck`)",
         )
     if source.patch:
         apply_patch(dest, source.patch, f"{source.rev} ({sha[:12]})")
@@ -80,6 +80,6 @@ def apply_patch(dest: Path, patch: str, where: str) -> None:
     if done.returncode:
         first = next((ln for ln in done.stderr.splitlines() if ln.strip()), "git apply failed")
         raise PatchError(
-            f"patch does not apply to {where}: {first.removeprefix('error: ')}. "
-            "Fix: regenerate the patch against that revision (`git diff REV`)"
+            f"patch does not apply to {where}: {first.removeprefix('error: ')}",
+            "regenerate the patch against that revision (`git diff REV`)",
         )

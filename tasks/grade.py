@@ -1,56 +1,42 @@
-"""The evaluator contract: grade one candidate patch on one task, in the sandbox.
+"""The grading contract: ``grade(task, candidate) -> Grade``, the one function that says
+whether a candidate is correct and how much faster it is.
 
-``grade(task, candidate)`` is the one function that produces a :class:`Grade`; ``run``,
-``evaluate``, ``ci`` and ``tasks validate`` all use it. The steps, in order (the first that
-fails ends the grade, with the reason):
+``run``, ``evaluate``, ``ci``-style checks, ``optimizer grade`` and ``tasks validate`` all
+call it. It dispatches on the task's kind to that kind's grader (``GRADERS``): program and
+repo tasks share ``tasks.graders.source``; kernel tasks plug in from ``kernels/`` without
+touching the others. Every grader fills the same :class:`Grade`, whose ``status`` is the
+one vocabulary that also goes into ``results.jsonl``.
 
-1. apply the patch in a fresh sandbox copy of the task's base, failing loudly;
-2. reject a patch that touches protected files (tests, workload, conftest.py, .optimizer/);
-3. run the static guard on added lines (stack introspection, time patching, ...);
-4. restore the protected files from the base;
-5. install (the task's install commands, no network);
-6. run the tests, judged by their JUnit XML and exit code, never by the candidate's stdout;
-7. run the equivalence checks, visible and hidden, against the baseline's outputs;
-8. measure base and candidate wall time in the same session, interleaved.
-
-Like OpenEvolve's evaluator, a Grade carries metrics and artifacts (errors, a hotspot
-summary) that can feed the next prompt.
+Like OpenEvolve's evaluator, a Grade carries metrics and artifacts (errors, the tests that
+broke, a hotspot summary) that can feed an agent's next prompt.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import math
-import re
-import subprocess
+import importlib
 import time
-import xml.etree.ElementTree as ET
-from typing import Literal
+from enum import StrEnum
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from optimizer.stats import ALPHAS, FLOORS, adaptive
-from profilers import ProfileError, Workload, install, measure_wall, profile_hotspots
-from sandbox import Backend, Limits, Sandbox, Source, Status, open_sandbox
-from sandbox.errors import PatchError
-from sandbox.images import EnvRecipe, image_for
-from tasks.guard import guard_violations, is_protected, protected_violations
-from tasks.model import JUNIT_PATH, Check, Kind, Task, TaskError
-from tasks.source import task_source
+from profilers.compare import MetricChoice, MetricResult
+from sandbox import Backend
+from tasks.model import Kind, Task, TaskError
 
-GradeStatus = Literal[
-    "ok",
-    "failed_apply",
-    "rejected_protected",
-    "rejected_guard",
-    "failed_install",
-    "failed_tests",
-    "failed_equivalence",
-    "timeout",
-    "error",
-]
-INPUTS_DIR = ".optimizer/inputs"
+
+class GradeStatus(StrEnum):
+    """How a grade ended; the same words go into results.jsonl. Only ``ok`` is correct."""
+
+    OK = "ok"
+    FAILED_APPLY = "failed_apply"  # the patch does not apply
+    REJECTED_PROTECTED = "rejected_protected"  # it changes tests, the workload or test config
+    REJECTED_GUARD = "rejected_guard"  # the static guard refused an added line
+    FAILED_INSTALL = "failed_install"  # the task's install commands failed
+    FAILED_TESTS = "failed_tests"  # a test that passes at the base does not pass
+    FAILED_EQUIVALENCE = "failed_equivalence"  # an output differs from the baseline's
+    TIMEOUT = "timeout"  # the tests or the workload ran past their limit
+    ERROR = "error"  # the workload crashed, or the harness could not measure it
 
 
 class Candidate(BaseModel):
@@ -62,6 +48,8 @@ class Candidate(BaseModel):
 
 
 class TestsResult(BaseModel):
+    """The candidate's test run, judged against the base's (the PASS_TO_PASS contract)."""
+
     passed: bool
     total: int
     failures: int
@@ -69,10 +57,16 @@ class TestsResult(BaseModel):
     skipped: int
     exit_code: int | None
     failed: list[str] = Field(default_factory=list, description="Ids of failed tests.")
+    contract: int = Field(0, description="Test ids that must run and pass (base's passing).")
+    broken: list[str] = Field(
+        default_factory=list,
+        description="Contract ids that did not pass at the candidate, with how: "
+        "'id (failed|skipped|not run)'.",
+    )
 
     def summary(self) -> str:
         """``passed/total``, e.g. ``24/24``."""
-        return f"{self.total - self.failures - self.errors}/{self.total}"
+        return f"{self.total - self.failures - self.errors - self.skipped}/{self.total}"
 
 
 class CheckResult(BaseModel):
@@ -82,18 +76,40 @@ class CheckResult(BaseModel):
     detail: str = ""
 
 
-class Measurement(BaseModel):
-    """Base vs candidate wall time, interleaved in one session."""
+class WorkloadMeasurement(BaseModel):
+    """One workload's comparisons (one per metric) of the candidate with the base."""
 
+    name: str = Field(description="'workload' for the visible one, else the hidden one's name.")
+    hidden: bool = False
     verdict: str
-    speedup: float = Field(description="Base median over candidate median; > 1 is faster.")
-    ci: tuple[float, float] = Field(description="95% bootstrap interval on the speedup.")
+    metrics: list[MetricResult]
+
+
+class Measurement(BaseModel):
+    """Base vs candidate, interleaved in one session, on every workload and metric."""
+
+    verdict: str = Field(description="faster, slower, same or inconclusive, over all workloads.")
+    metric: str = Field(description="The metric that decides (instructions when measured).")
+    speedup: float = Field(description="Base over candidate on the deciding metric; > 1 faster.")
+    ci: tuple[float, float] = Field(description="95% interval on that speedup.")
     p_value: float
-    base_median_s: float
+    base_median_s: float = Field(description="Visible workload, wall clock (0: not measured).")
     candidate_median_s: float
     pairs: int
-    base_samples: list[float]
-    candidate_samples: list[float]
+    region: str = Field(description="What the timed region covers: 'total' or 'workload'.")
+    rule: str = Field(description="The timing rule, in words.")
+    workloads: list[WorkloadMeasurement]
+
+    @property
+    def base_samples(self) -> list[float]:
+        return self._visible().base_samples
+
+    @property
+    def candidate_samples(self) -> list[float]:
+        return self._visible().head_samples
+
+    def _visible(self) -> MetricResult:
+        return next(m for m in self.workloads[0].metrics if m.metric == self.metric)
 
 
 class Grade(BaseModel):
@@ -111,334 +127,79 @@ class Grade(BaseModel):
     checks: list[CheckResult] = Field(default_factory=list)
     measurement: Measurement | None = None
     artifacts: dict[str, str] = Field(default_factory=dict, description="For the next prompt.")
+    steps: list[str] = Field(default_factory=list, description="The steps passed, in order.")
     elapsed_s: float = 0.0
 
     @property
     def speedup(self) -> float | None:
         return self.measurement.speedup if self.measurement else None
 
+    def fail(self, status: GradeStatus, reason: str, artifact: str = "") -> Grade:
+        self.status, self.reason, self.correct = status, reason, False
+        if artifact:
+            self.artifacts["error"] = artifact[-4000:]
+        return self
+
 
 class GradeOptions(BaseModel):
     backend: Backend = "auto"
     measure: bool = True
-    repeats: int = Field(10, ge=2, description="Interleaved pairs to start with.")
+    metric: MetricChoice | None = Field(None, description="None: the task's workload.metric.")
+    hidden: bool = Field(True, description="Also time the task's hidden workloads.")
+    repeats: int = Field(10, ge=2, description="Interleaved wall-clock pairs to start with.")
     max_repeats: int = Field(40, ge=2)
-    budget_s: float = Field(90.0, gt=0, description="Time budget for extra pairs.")
+    budget_s: float = Field(90.0, gt=0, description="Time budget per workload and metric.")
     hotspots: bool = False
     image: str | None = None
 
 
-def grade(task: Task, candidate: Candidate, options: GradeOptions | None = None) -> Grade:
-    """Grade ``candidate`` on ``task``; see the module docstring for the steps."""
-    opts = options or GradeOptions()
-    started = time.monotonic()
-    result = Grade(task_id=task.id, status="ok", correct=False)
+class Progress(Protocol):
+    def __call__(self, step: str) -> None: ...
+
+
+class Grader(Protocol):
+    """A kind's grader: fills ``result`` (it starts as ``ok``, not yet correct)."""
+
+    def __call__(
+        self, task: Task, candidate: Candidate, opts: GradeOptions, result: Grade, say: Progress
+    ) -> None: ...
+
+
+#: Each task kind's grader, as "module:function", imported when first needed.
+GRADERS: dict[Kind, str] = {
+    Kind.PROGRAM: "tasks.graders.source:grade_source",
+    Kind.REPO: "tasks.graders.source:grade_source",
+    Kind.KERNEL: "kernels.grader:grade_kernel",
+}
+
+
+def grader_for(kind: Kind) -> Grader:
+    module, _, name = GRADERS[kind].partition(":")
     try:
-        _grade(task, candidate, opts, result)
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the grader exists but one of its own imports is broken: a bug, not a user's
+        raise TaskError(
+            f"no grader for {kind.value} tasks is installed ({GRADERS[kind]})",
+            "grade program or repo tasks, or install the package that grades this kind",
+        ) from None
+
+
+def grade(
+    task: Task,
+    candidate: Candidate,
+    options: GradeOptions | None = None,
+    progress: Progress | None = None,
+) -> Grade:
+    """Grade ``candidate`` on ``task`` with the grader of the task's kind."""
+    opts = options or GradeOptions()
+    say: Progress = progress or (lambda _step: None)
+    grader = grader_for(task.kind)
+    started = time.monotonic()
+    result = Grade(task_id=task.id, status=GradeStatus.OK, correct=False)
+    try:
+        grader(task, candidate, opts, result, say)
     finally:
         result.elapsed_s = round(time.monotonic() - started, 3)
     return result
-
-
-def _fail(result: Grade, status: GradeStatus, reason: str, artifact: str = "") -> Grade:
-    result.status, result.reason, result.correct = status, reason, False
-    if artifact:
-        result.artifacts["error"] = artifact[-4000:]
-    return result
-
-
-def _grade(task: Task, candidate: Candidate, opts: GradeOptions, result: Grade) -> None:
-    if task.kind is Kind.KERNEL:
-        raise TaskError(
-            f"task {task.id} is a kernel task; kernel grading lands with the kernels work. "
-            "Fix: grade program or repo tasks for now"
-        )
-    base_src = task_source(task)
-    image = opts.image or image_for(
-        EnvRecipe(pip=task.setup.pip, apt=task.setup.apt),
-        opts.backend,
-        task.setup.image,
-        log=lambda _m: None,
-    )
-    limits = Limits(memory_mb=task.limits.memory_mb, pids=task.limits.pids)
-    cand_src = Source(repo=base_src.repo, rev=base_src.rev, patch=candidate.patch or None)
-    with contextlib.ExitStack() as stack:
-        # 1. apply
-        try:
-            cand = stack.enter_context(
-                open_sandbox(cand_src, opts.backend, limits=limits, image=image)
-            )
-        except PatchError as exc:
-            _fail(result, "failed_apply", str(exc).split(". Fix:")[0], str(exc))
-            return
-        result.applied = True
-        # 2. protected files, 3. the guard
-        if candidate.patch:
-            result.protected = protected_violations(candidate.patch, task.protected_paths())
-            if result.protected:
-                _fail(
-                    result,
-                    "rejected_protected",
-                    f"the patch changes protected files: {', '.join(result.protected)}",
-                )
-                return
-            result.guard = [
-                f"{v.file}:{v.line}: {v.rule}: {v.text.strip()}"
-                for v in guard_violations(candidate.patch)
-            ]
-            if result.guard:
-                _fail(
-                    result,
-                    "rejected_guard",
-                    f"the static guard refused {len(result.guard)} line(s): {result.guard[0]}",
-                )
-                return
-        base = stack.enter_context(open_sandbox(base_src, opts.backend, limits=limits, image=image))
-        # 4. restore the protected files
-        _restore(task, base_src, base.sha, cand)
-        # 5. install
-        for sb in (base, cand):
-            for command in task.setup.install:
-                run = sb.run(
-                    command, limits=_limits(limits, task.limits.install_s), env=task.setup.env
-                )
-                if not run.ok:
-                    side = "base" if sb is base else "candidate"
-                    _fail(
-                        result,
-                        "failed_install",
-                        f"install failed on the {side}: `{command}`: {run.reason}",
-                        run.stderr,
-                    )
-                    return
-        # 6. tests
-        if task.tests:
-            result.tests = _tests(task, cand, limits)
-            if not result.tests.passed:
-                status: GradeStatus = (
-                    "timeout" if result.tests.exit_code is None else "failed_tests"
-                )
-                _fail(
-                    result, status, _tests_reason(result.tests), result.artifacts.get("tests", "")
-                )
-                return
-        # 7. equivalence
-        for check in task.checks:
-            outcome = _check(task, check, base, cand, limits)
-            result.checks.append(outcome)
-            if not outcome.passed:
-                which = "a hidden" if check.hidden else "the visible"
-                name = "" if check.hidden else f" {check.name}"
-                _fail(
-                    result,
-                    "failed_equivalence",
-                    f"output differs from the baseline on {which} check{name}: {outcome.detail}",
-                )
-                return
-        result.status, result.correct = "ok", True
-        # 8. measure (or, unmeasured, check that the workload runs at all)
-        lim = _limits(limits, task.limits.workload_s)
-        try:
-            if opts.measure:
-                result.measurement = _measure(task, base, cand, limits, opts)
-            else:
-                measure_wall(cand, _workload(task, cand), limits=lim)
-            if opts.hotspots:
-                report = profile_hotspots(cand, _workload(task, cand), limits=lim)
-                result.artifacts["hotspots"] = report.text()
-        except ProfileError as exc:
-            status = "timeout" if exc.cause.startswith("timeout") else "error"
-            stderr = exc.result.stderr if exc.result else ""
-            _fail(result, status, f"the workload failed: {exc.cause}", stderr)
-
-
-def _limits(limits: Limits, wall_s: float) -> Limits:
-    return limits.model_copy(update={"wall_s": wall_s})
-
-
-def _restore(task: Task, src: Source, sha: str, sb: Sandbox) -> None:
-    """Write the base's version of every protected file into the candidate's copy."""
-    listing = subprocess.run(
-        ["git", "-C", str(src.repo), "ls-tree", "-r", "--name-only", sha],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    for path in listing:
-        if is_protected(path, task.protected_paths()):
-            data = subprocess.run(
-                ["git", "-C", str(src.repo), "show", f"{sha}:{path}"],
-                capture_output=True,
-                check=True,
-            ).stdout
-            sb.write_file(path, data)
-
-
-def _tests(task: Task, sb: Sandbox, limits: Limits) -> TestsResult:
-    assert task.tests is not None
-    command = task.tests.command.replace("{junit}", JUNIT_PATH)
-    env = dict(task.setup.env)
-    sb.run(["rm", "-f", JUNIT_PATH], limits=_limits(limits, 30))
-    run = sb.run(
-        command, limits=_limits(limits, task.limits.tests_s), env=env, collect=[JUNIT_PATH]
-    )
-    junit = run.files.get(JUNIT_PATH)
-    if run.status is Status.TIMEOUT:
-        return TestsResult(passed=False, total=0, failures=0, errors=0, skipped=0, exit_code=None)
-    parsed = parse_junit(junit) if junit else None
-    if parsed is None:
-        return TestsResult(passed=False, total=0, failures=0, errors=1, skipped=0,
-                           exit_code=run.exit_code, failed=["(no JUnit XML written)"])  # fmt: skip
-    total, failures, errors, skipped, failed = parsed
-    missing = [
-        t for t in task.tests.must_pass if any(t.endswith(f) or f.endswith(t) for f in failed)
-    ]
-    passed = run.exit_code == 0 and failures == 0 and errors == 0 and total > 0 and not missing
-    return TestsResult(passed=passed, total=total, failures=failures, errors=errors,
-                       skipped=skipped, exit_code=run.exit_code, failed=failed[:50])  # fmt: skip
-
-
-def parse_junit(data: bytes) -> tuple[int, int, int, int, list[str]] | None:
-    """Count the test cases of a JUnit XML file: total, failures, errors, skipped, failed ids."""
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError:
-        return None
-    total = failures = errors = skipped = 0
-    failed: list[str] = []
-    for case in root.iter("testcase"):
-        total += 1
-        test_id = f"{case.get('classname', '')}::{case.get('name', '')}"
-        if case.find("failure") is not None:
-            failures += 1
-            failed.append(test_id)
-        elif case.find("error") is not None:
-            errors += 1
-            failed.append(test_id)
-        elif case.find("skipped") is not None:
-            skipped += 1
-    return total, failures, errors, skipped, failed
-
-
-def _tests_reason(tests: TestsResult) -> str:
-    if tests.exit_code is None:
-        return "the tests timed out"
-    if tests.total == 0:
-        return f"the tests wrote no results (exit {tests.exit_code})"
-    bad = tests.failures + tests.errors
-    first = f"; first: {tests.failed[0]}" if tests.failed else ""
-    return f"{bad} of {tests.total} tests failed (exit {tests.exit_code}){first}"
-
-
-def _check(task: Task, check: Check, base: Sandbox, cand: Sandbox, limits: Limits) -> CheckResult:
-    """Run one check on both sides and compare the candidate's output with the base's."""
-    lim = _limits(limits, task.limits.check_s)
-    stdin = task.file(check.stdin).read_bytes() if check.stdin else None
-    collect = [check.output] if check.output else []
-    outputs = []
-    for sb in (base, cand):
-        for rel in check.files:
-            sb.write_file(f"{INPUTS_DIR}/{rel.split('/')[-1]}", task.file(rel).read_bytes())
-    if check.compare == "exit":
-        if check.reference_command:
-            ref = base.run(check.reference_command, limits=lim, env=task.setup.env)
-            if not ref.ok:
-                why = f"the reference run failed on the base: {ref.reason}"
-                return CheckResult(name=check.name, hidden=check.hidden, passed=False, detail=why)
-        run = cand.run(check.command, limits=lim, env=task.setup.env)
-        return CheckResult(name=check.name, hidden=check.hidden, passed=run.ok,
-                           detail="" if run.ok else run.reason)  # fmt: skip
-    for sb in (base, cand):
-        run = sb.run(check.command, limits=lim, env=task.setup.env, stdin=stdin, collect=collect)
-        if not run.ok:
-            side = "base" if sb is base else "candidate"
-            return CheckResult(name=check.name, hidden=check.hidden, passed=False,
-                               detail=f"the {side} run failed: {run.reason}")  # fmt: skip
-        outputs.append(
-            run.files.get(check.output, b"").decode(errors="replace")
-            if check.output
-            else run.stdout
-        )
-    same = outputs_match(outputs[0], outputs[1], check)
-    if same and check.expected:
-        same = outputs_match(
-            task.file(check.expected).read_text(),
-            outputs[1],
-            check.model_copy(update={"compare": "lines"}),
-        )
-    return CheckResult(name=check.name, hidden=check.hidden, passed=same,
-                       detail="" if same else "outputs differ")  # fmt: skip
-
-
-_TOKEN_SPLIT = re.compile(r"[\s,()\[\]{}:;|=]+")
-
-
-def outputs_match(expected: str, actual: str, check: Check) -> bool:
-    """Compare two outputs by the check's rule.
-
-    ``exact``: byte for byte. ``lines``: line by line, trailing space ignored. ``numeric``:
-    token by token (split on spaces and punctuation), numbers within rtol/atol, NaN == NaN.
-    """
-    if check.compare == "exact":
-        return expected == actual
-    if check.compare == "lines":
-        return _lines(expected) == _lines(actual)
-    a = [t for t in _TOKEN_SPLIT.split(expected) if t]
-    b = [t for t in _TOKEN_SPLIT.split(actual) if t]
-    if len(a) != len(b):
-        return False
-    for x, y in zip(a, b, strict=True):
-        if x == y:
-            continue
-        try:
-            fx, fy = float(x.strip("'\"")), float(y.strip("'\""))
-        except ValueError:
-            return False
-        if math.isnan(fx) and math.isnan(fy):
-            continue
-        if not math.isclose(fx, fy, rel_tol=check.rtol, abs_tol=check.atol):
-            return False
-    return True
-
-
-def _lines(text: str) -> list[str]:
-    return [ln.rstrip() for ln in text.strip().splitlines()]
-
-
-def _workload(task: Task, sb: Sandbox) -> Workload:
-    spec = task.workload
-    if spec.command:
-        return install(sb, Workload(kind="command", target=spec.command))
-    if spec.file:
-        return install(sb, Workload(kind="file", target=spec.file))
-    assert spec.script is not None
-    return install(sb, Workload(kind="file", target="unused"), task.file(spec.script).read_bytes())
-
-
-def _measure(
-    task: Task, base: Sandbox, cand: Sandbox, limits: Limits, opts: GradeOptions
-) -> Measurement:
-    lim = _limits(limits, task.limits.workload_s)
-    workloads = {id(sb): _workload(task, sb) for sb in (base, cand)}
-
-    def timer(sb: Sandbox):
-        runs = itertools.count()  # the i-th runs of both sides (a pair) share a hash seed
-        return lambda: measure_wall(sb, workloads[id(sb)], limits=lim, hash_seed=next(runs)).seconds
-
-    measure_wall(base, workloads[id(base)], limits=lim)  # warm-up, one per side, discarded
-    measure_wall(cand, workloads[id(cand)], limits=lim)
-    cmp, bs, cs, _order, _stopped = adaptive(
-        timer(base), timer(cand), floor=FLOORS["wall"], start=opts.repeats,
-        most=max(opts.repeats, opts.max_repeats), budget_s=opts.budget_s, alpha=ALPHAS["wall"],
-        paired=True,
-    )  # fmt: skip
-    low, high = cmp.ci
-    return Measurement(
-        verdict=cmp.verdict.value,
-        speedup=1.0 / cmp.ratio,
-        ci=(1.0 / high, 1.0 / low),
-        p_value=cmp.p_value,
-        base_median_s=cmp.base_median,
-        candidate_median_s=cmp.head_median,
-        pairs=min(len(bs), len(cs)),
-        base_samples=bs,
-        candidate_samples=cs,
-    )

@@ -45,13 +45,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sandbox.errors import UserError
+
 TASK_FILE = "task.toml"
 #: Where the test command must write its JUnit XML (``{junit}`` in the command).
 JUNIT_PATH = ".optimizer/junit.xml"
 
 
-class TaskError(Exception):
-    """A task file the user must fix; the message is one line naming the file, field and fix."""
+class TaskError(UserError):
+    """A task file the user must fix: the problem names the file and the field."""
 
 
 class Kind(StrEnum):
@@ -96,6 +98,31 @@ class Setup(_Strict):
     env: dict[str, str] = Field(default_factory=dict, description="Variables for every run.")
 
 
+class HiddenWorkload(_Strict):
+    """A workload the agent never sees, timed beside the visible one (never shown to agents).
+
+    A candidate whose speed comes from recognizing the visible workload's input (a stored
+    answer keyed by its hash, a fast path for its exact shape) is not faster here.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    command: str | None = Field(None, description="A shell command, timed as a whole.")
+    script: str | None = Field(
+        None,
+        description="A Python file in the TASK directory with setup() and workload(), copied "
+        "to .optimizer/hidden/<name>.py.",
+    )
+    files: list[str] = Field(
+        default_factory=list, description="Task-directory files copied into .optimizer/inputs/."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HiddenWorkload:
+        if bool(self.command) == bool(self.script):
+            raise ValueError("a hidden workload gives exactly one of command or script")
+        return self
+
+
 class WorkloadSpec(_Strict):
     """The workload: a shell command, or a Python file with setup() and workload()."""
 
@@ -108,10 +135,22 @@ class WorkloadSpec(_Strict):
         "workload is not part of the source tree (imported datasets).",
     )
 
+    metric: Literal["wall", "instructions", "both"] = Field(
+        "wall",
+        description="What grading compares: wall time, instruction counts (deterministic), "
+        "or both (instructions rank, wall time confirms).",
+    )
+    hidden: list[HiddenWorkload] = Field(
+        default_factory=list, description="Workloads timed too, never shown to agents."
+    )
+
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
         if sum(bool(v) for v in (self.command, self.file, self.script)) != 1:
             raise ValueError("give exactly one of command, file or script")
+        names = [h.name for h in self.hidden]
+        if len(names) != len(set(names)):
+            raise ValueError("hidden workload names must be unique")
         return self
 
 
@@ -253,8 +292,8 @@ class Task(_Strict):
         path = self.root / rel
         if not path.is_file():
             raise TaskError(
-                f"{self.root / TASK_FILE}: {rel} does not exist. Fix: add the file or correct "
-                "the path (paths are relative to the task directory)"
+                f"{self.root / TASK_FILE}: {rel} does not exist",
+                "add the file or correct the path (paths are relative to the task directory)",
             )
         return path
 
@@ -264,24 +303,26 @@ def load_task(path: Path) -> Task:
     path = Path(path)
     file = path / TASK_FILE if path.is_dir() else path
     if not file.is_file():
-        raise TaskError(f"no task file at {file}. Fix: pass a task directory holding {TASK_FILE}")
+        raise TaskError(f"no task file at {file}", f"pass a task directory holding {TASK_FILE}")
     try:
         data = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise TaskError(f"{file}: not valid TOML ({exc}). Fix: correct the syntax") from None
+        raise TaskError(f"{file}: not valid TOML ({exc})", "correct the syntax") from None
     try:
         task = Task.model_validate({**data, "root": file.parent.resolve()})
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
-        raise TaskError(f"{file}: field '{field}': {msg}. Fix: {_fix(err)}") from None
+        raise TaskError(f"{file}: field '{field}': {msg}", f"{_fix(err)}") from None
     rels = [
         task.expert.patch,
         task.workload.script,
         *(c.stdin for c in task.checks),
         *(c.expected for c in task.checks),
         *_check_files(task),
+        *(h.script for h in task.workload.hidden),
+        *(f for h in task.workload.hidden for f in h.files),
     ]
     for rel in rels:
         if rel:

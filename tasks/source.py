@@ -26,8 +26,8 @@ def task_source(task: Task) -> Source:
         path = (task.root / spec.path).resolve()
         if not path.is_dir():
             raise TaskError(
-                f"{task.root / TASK_FILE}: field 'source.path': {path} is not a directory. "
-                "Fix: point it at the task's source tree"
+                f"{task.root / TASK_FILE}: field 'source.path': {path} is not a directory",
+                "point it at the task's source tree",
             )
         if (path / ".git").exists():
             return Source(repo=path, rev=spec.commit or "HEAD")
@@ -95,4 +95,4 @@ def _run(cmd: list[str], task: Task, field: str, fix: str) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         err = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise TaskError(f"{task.root / TASK_FILE}: field '{field}': {err}. Fix: {fix}")
+        raise TaskError(f"{task.root / TASK_FILE}: field '{field}': {err}", f"{fix}")

@@ -34,7 +34,8 @@ def _load_dirs(dirs: list[Path]) -> list[Task]:
         if task.id in seen:
             raise TaskError(
                 f"{task.root / TASK_FILE}: field 'id': {task.id!r} is also the id of "
-                f"{seen[task.id] / TASK_FILE}. Fix: give every task its own id"
+                f"{seen[task.id] / TASK_FILE}",
+                "give every task its own id",
             )
         seen[task.id] = task.root
     return sorted(tasks, key=lambda t: t.id)
@@ -57,13 +58,13 @@ def load_suite(
         return _load_dirs(_task_dirs(BUILTIN_DIR)) if BUILTIN_DIR.is_dir() else []
     path = Path(spec).expanduser()
     if not path.exists():
-        raise TaskError(f"suite {str(spec)!r}: no such file or directory. Fix: {_SPEC_HELP}")
+        raise TaskError(f"suite {str(spec)!r}: no such file or directory", f"{_SPEC_HELP}")
     if path.is_file():
         if path.name == TASK_FILE or path.suffix == ".toml":
             return [load_task(path)]
         if path.suffix in DATASET_SUFFIXES:
             return import_dataset(path, cases_dir=cases, cache_dir=cache)
-        raise TaskError(f"{path}: not a task file or a dataset file. Fix: {_SPEC_HELP}")
+        raise TaskError(f"{path}: not a task file or a dataset file", f"{_SPEC_HELP}")
     if (path / TASK_FILE).is_file():
         return [load_task(path)]
     if kernelbench.problem_files(path):
@@ -71,7 +72,7 @@ def load_suite(
     dirs = _task_dirs(path)
     if dirs:
         return _load_dirs(dirs)
-    raise TaskError(f"{path}: holds no {TASK_FILE} and no task directories. Fix: {_SPEC_HELP}")
+    raise TaskError(f"{path}: holds no {TASK_FILE} and no task directories", f"{_SPEC_HELP}")
 
 
 def find_task(tasks: list[Task], task_id: str) -> Task:
@@ -82,5 +83,5 @@ def find_task(tasks: list[Task], task_id: str) -> Task:
     ids = [t.id for t in tasks]
     shown = ", ".join(ids[:10]) + (f", ... ({len(ids)} in all)" if len(ids) > 10 else "")
     raise TaskError(
-        f"no task {task_id!r} in the suite. Fix: use one of: {shown or '(the suite is empty)'}"
+        f"no task {task_id!r} in the suite", f"use one of: {shown or '(the suite is empty)'}"
     )

@@ -12,6 +12,8 @@ from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import Kind, Task
 
 MIN_SPEEDUP = 1.2
+#: A base workload faster than this is noise with a timer around it (wall clock, seconds).
+MIN_WORKLOAD_S = 0.005
 
 
 class Validation(BaseModel):
@@ -47,6 +49,11 @@ def validate_task(task: Task, options: GradeOptions | None = None) -> Validation
         out.reason = "the expert was not measured"
     elif m.verdict != "faster" or m.ci[0] <= 1.0:
         out.reason = f"the expert is not significantly faster ({m.verdict}, {m.speedup:.2f}x)"
+    elif 0 < m.base_median_s < MIN_WORKLOAD_S:
+        out.reason = (
+            f"the base workload runs {m.base_median_s * 1e3:.2f} ms, under "
+            f"{MIN_WORKLOAD_S * 1e3:g} ms: too short to time; make it do more work"
+        )
     elif m.speedup < MIN_SPEEDUP:
         out.reason = f"the expert's speedup {m.speedup:.2f}x is below {MIN_SPEEDUP}x"
     else:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.grade import Candidate, Grade, GradeOptions, grade, outputs_match
+from tasks.checks import outputs_match
+from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import Check, Kind, Task, load_task
 from tasks.source import task_source
 from tests.conftest import GIT_ENV

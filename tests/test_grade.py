@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tasks.grade import Candidate, GradeOptions, grade, parse_junit
+from tasks.grade import Candidate, GradeOptions, grade
+from tasks.testrun import parse_junit
 from tasks.suite import find_task, load_suite
 from tests.test_builtin_suite import make_patch
 
@@ -105,7 +106,9 @@ def test_parse_junit_counts_cases():
       <testcase classname="t" name="b"><failure message="x"/></testcase>
       <testcase classname="t" name="c"><skipped/></testcase>
     </testsuite></testsuites>"""
-    assert parse_junit(xml) == (3, 1, 0, 1, ["t::b"])
+    junit = parse_junit(xml)
+    assert junit is not None
+    assert junit.outcomes == {"t::a": "passed", "t::b": "failed", "t::c": "skipped"}
     assert parse_junit(b"not xml") is None
 
 

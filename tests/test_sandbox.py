@@ -34,13 +34,20 @@ def volumes_left() -> list:
     return docker.from_env().volumes.list(filters={"label": "optimizer.sandbox"})
 
 
+def images_left() -> list:
+    import docker
+
+    return docker.from_env().images.list(all=True, filters={"label": "optimizer.sandbox.owner"})
+
+
 def assert_cleaned(sb) -> None:
-    """The sandbox copy, and for docker every container and volume, is gone."""
+    """The sandbox copy, and for docker every container and instance image, is gone."""
     if sb.backend == "local":
         assert not sb._root.exists()
     else:
         assert not [c for c in containers_left() if c.labels.get("optimizer.sandbox") == sb.id]
-        assert not [v for v in volumes_left() if v.name == f"optimizer-{sb.id}"]
+        mine = [i for i in images_left() if i.labels.get("optimizer.sandbox") == sb.id]
+        assert not mine
 
 
 def host_can_fork() -> bool:
@@ -244,6 +251,7 @@ def test_ctrl_c_leaves_no_container(make_repo, docker_image):
     assert "Traceback" not in cli.stderr.read().decode()
     assert containers_left() == []
     assert volumes_left() == []
+    assert images_left() == []
 
 
 def test_local_sandbox_hides_secrets(make_repo, monkeypatch):
@@ -261,3 +269,48 @@ def test_written_files_and_their_folders_are_writable(make_repo, backend):
         result = sb.run("python3 deep/er/harness.py && touch deep/er/new && echo x > deep/x")
         assert result.status is Status.OK, result
         assert result.stdout == "ok\n"
+
+
+# -- pristine runs: after seal(), nothing one run writes exists in the next ------------------
+CHEATS = {
+    "a cache file beside the code": "open('cache.txt', 'w').write('answer')",
+    "a cache in /tmp": "open('/tmp/cache.txt', 'w').write('answer')",
+    "a cache under HOME": (
+        "import os; d = os.path.expanduser('~/.cache'); os.makedirs(d, exist_ok=True); "
+        "open(os.path.join(d, 'cache.txt'), 'w').write('answer')"
+    ),
+    "a rewritten source file": "open('main.py', 'w').write('print(42)')",
+    "a new sitecustomize": "open('sitecustomize.py', 'w').write('print(42)')",
+}
+LOOK = (
+    "import os; paths = ['cache.txt', '/tmp/cache.txt', os.path.expanduser('~/.cache/cache.txt'),"
+    " 'sitecustomize.py']; print([p for p in paths if os.path.exists(p)], open('main.py').read())"
+)
+
+
+@pytest.mark.parametrize("cheat", sorted(CHEATS))
+def test_a_sealed_sandbox_starts_every_run_pristine(make_repo, backend, cheat):
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        sb.seal()
+        wrote = sb.run(py(CHEATS[cheat]))
+        assert wrote.status is Status.OK, wrote
+        seen = sb.run(py(LOOK))
+        assert seen.status is Status.OK, seen
+        assert seen.stdout.strip() == "[] print('hello')", f"{cheat} survived: {seen.stdout}"
+
+
+def test_before_sealing_runs_persist_and_after_it_writes_are_refused(make_repo, backend):
+    from sandbox.base import SealedError
+
+    repo = make_repo(HOSTILE)
+    with open_sandbox(Source(repo=repo), backend) as sb:
+        assert sb.run("echo built > built.txt").ok  # an install step
+        sb.write_file("harness/x.txt", b"harness")
+        sb.seal()
+        once = sb.run("cat built.txt harness/x.txt in.txt", files={"in.txt": b"per-run"})
+        assert once.stdout == "built\nharnessper-run", once
+        assert not sb.run("cat in.txt").ok  # per-run files are gone in the next run
+        with pytest.raises(SealedError):
+            sb.write_file("late.txt", b"x")
+    assert_cleaned(sb)

@@ -1,4 +1,4 @@
-"""Tests for optimizer.stats (ratio, bootstrap CI, Mann-Whitney, verdict) and the adaptive
+"""Tests for profilers.stats (ratio, bootstrap CI, Mann-Whitney, verdict) and the adaptive
 interleaving loop."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.stats import mannwhitneyu
 
-from optimizer.stats import (
+from profilers.stats import (
     ALPHAS,
     FLOORS,
     Verdict,
@@ -28,10 +29,13 @@ def test_identical_constant_samples_are_same() -> None:
 
 def test_three_percent_deterministic_change_is_slower_at_three_pairs() -> None:
     c = compare([1_000_000.0] * 3, [1_030_000.0] * 3, floor=FLOORS["instructions"])
-    assert c.verdict is Verdict.SLOWER
+    assert c.verdict is Verdict.SLOWER and c.deterministic
     assert c.ratio == pytest.approx(1.03)
     assert c.ci[0] == pytest.approx(1.03) and c.ci[1] == pytest.approx(1.03)
-    assert c.p_slower < 0.05 < c.p_faster
+    # Constant counts: p is 0 in the ratio's direction (was the MWU p, 0.023, before the
+    # deterministic rule); the Mann-Whitney p is still recorded beside it.
+    assert c.p_slower == 0.0 and c.p_faster == 1.0
+    assert c.p_mwu == pytest.approx(0.0234, abs=1e-3)
 
 
 def test_faster_is_symmetric() -> None:
@@ -153,3 +157,96 @@ def test_paired_comparison_cancels_slow_and_fast_phases() -> None:
     assert slower.ratio == pytest.approx(1.05)
     with pytest.raises(ValueError):
         compare(base, head[:-1], floor=0.02, paired=True)
+
+
+# The deterministic rule: each side's values constant (callgrind instruction counts).
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_deterministic_ten_percent_is_slower_at_two_or_three_pairs(n: int) -> None:
+    c = compare([1_000_000.0] * n, [1_100_000.0] * n, floor=FLOORS["instructions"])
+    assert c.deterministic
+    assert c.verdict is Verdict.SLOWER
+    assert c.ratio == 1.1 and c.ci == (1.1, 1.1)
+    assert c.p_slower == 0.0 and c.p_value == 0.0 and c.p_faster == 1.0
+    assert c.cv_base == 0.0 and c.cv_head == 0.0
+
+
+def test_deterministic_ten_percent_is_slower_at_the_strictest_alpha() -> None:
+    # The rule does not depend on alpha: p is 0, below any Bonferroni share alpha / m.
+    c = compare([1e6] * 3, [1.1e6] * 3, floor=0.02, alpha=ALPHAS["instructions"] / 50)
+    assert c.deterministic and c.verdict is Verdict.SLOWER
+
+
+def test_deterministic_change_under_the_floor_is_same() -> None:
+    c = compare([1_000_000.0] * 3, [1_003_000.0] * 3, floor=0.005)
+    assert c.deterministic
+    assert c.ratio == 1.003 and c.ci == (1.003, 1.003)
+    assert c.verdict is Verdict.SAME
+
+
+def test_deterministic_ten_percent_less_is_faster() -> None:
+    c = compare([1_000_000.0] * 2, [900_000.0] * 2, floor=FLOORS["instructions"])
+    assert c.deterministic
+    assert c.verdict is Verdict.FASTER
+    assert c.ratio == 0.9 and c.ci == (0.9, 0.9)
+    assert c.p_faster == 0.0 and c.p_value == 0.0 and c.p_slower == 1.0
+
+
+def test_deterministic_equal_constants_are_same_with_p_one() -> None:
+    c = compare([5_000_000.0] * 2, [5_000_000.0] * 2, floor=FLOORS["instructions"])
+    assert c.deterministic
+    assert c.verdict is Verdict.SAME
+    assert c.ratio == 1.0 and c.ci == (1.0, 1.0)
+    assert c.p_value == 1.0 and c.p_slower == 1.0 and c.p_faster == 1.0
+
+
+@pytest.mark.parametrize(
+    "base, head",
+    [
+        ([1_000_000.0, 1_000_001.0], [1_100_000.0] * 2),  # one count of spread in base
+        ([1_000_000.0] * 2, [1_100_000.0, 1_100_001.0]),  # ... or in head
+        ([1_000_000.0, 1_000_001.0, 1_000_000.0], [1_100_000.0] * 3),
+    ],
+)
+def test_any_spread_is_not_deterministic_and_takes_the_ordinary_test(
+    base: list[float], head: list[float]
+) -> None:
+    c = compare(base, head, floor=FLOORS["instructions"])
+    assert not c.deterministic
+    # The ordinary path: Mann-Whitney p and a bootstrap CI, not the exact point.
+    assert c.p_slower == pytest.approx(mannwhitneyu(head, base, alternative="greater").pvalue)
+    assert c.p_slower > 0.0
+    assert c.ci != (c.ratio, c.ratio) and c.ci[0] < c.ci[1]
+    if len(base) == 2:  # 2 x 2 fully separated: MWU cannot get below 0.05
+        assert c.verdict is Verdict.INCONCLUSIVE
+
+
+def test_adaptive_with_constant_callables_stops_at_start_pairs() -> None:
+    calls = itertools.count()
+
+    def counted(value: float):
+        def measure() -> float:
+            next(calls)
+            return value
+
+        return measure
+
+    for start in (2, 3):
+        cmp, bs, hs, order, stopped = adaptive(
+            counted(1_000_000.0), counted(1_100_000.0), floor=FLOORS["instructions"],
+            start=start, most=10, budget_s=60, alpha=ALPHAS["instructions"] / 3,
+        )  # fmt: skip
+        assert stopped == "conclusive"
+        assert cmp.deterministic and cmp.verdict is Verdict.SLOWER
+        assert len(bs) == len(hs) == start and len(order) == 2 * start
+        assert cmp.ci == (1.1, 1.1)
+    assert next(calls) == 2 * (2 + 3)  # no pairs beyond start
+
+
+def test_adaptive_with_equal_constants_stops_at_start_as_same() -> None:
+    cmp, bs, _, _, stopped = adaptive(
+        lambda: 7.0, lambda: 7.0, floor=0.005, start=3, most=10, budget_s=60, parallel=True
+    )
+    assert stopped == "conclusive" and len(bs) == 3
+    assert cmp.deterministic and cmp.verdict is Verdict.SAME

@@ -71,8 +71,8 @@ def import_dataset(
         files = kernelbench.problem_files(path)
         if not files:
             raise TaskError(
-                f"{path}: not a KernelBench folder (no level<N>/<N>_<Name>.py files). Fix: pass "
-                "the KernelBench folder, a task directory or a dataset file"
+                f"{path}: not a KernelBench folder (no level<N>/<N>_<Name>.py files)",
+                "pass the KernelBench folder, a task directory or a dataset file",
             )
         parent = root / kernelbench.FORMAT / folder_digest(files, path)
         return [materialize(kernelbench.convert(f), parent, str(f)) for f in files]
@@ -82,8 +82,8 @@ def import_dataset(
     if fmt is None:
         raise TaskError(
             f"{path.name}: unknown dataset format (no row has workload+base_commit, "
-            "prob_script+opt_commit or src_code+tgt_code). Fix: pass a SWE-fficiency, GSO or "
-            "PIE file unchanged"
+            "prob_script+opt_commit or src_code+tgt_code)",
+            "pass a SWE-fficiency, GSO or PIE file unchanged",
         )
     digest = file_digest(path)
     if fmt == pie.FORMAT and cases_dir is not None:
@@ -102,11 +102,11 @@ def import_dataset(
             else:
                 draft = ROW_FORMATS[fmt].convert(row)
         except RowError as exc:
-            raise TaskError(f"{label}: {exc}") from None
+            raise TaskError(f"{label}: {exc.problem}", exc.fix) from None
         if draft.id in seen:
             raise TaskError(
-                f"{label}: field 'instance_id': duplicate id {draft.id!r} (also {seen[draft.id]})."
-                " Fix: give every instance its own id"
+                f"{label}: field 'instance_id': duplicate id {draft.id!r} (also {seen[draft.id]})",
+                "give every instance its own id",
             )
         seen[draft.id] = label
         tasks.append(materialize(draft, parent, label))

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sandbox.errors import UserError
 from tasks.model import TASK_FILE, Task, TaskError, load_task
 
 
-class RowError(Exception):
+class RowError(UserError):
     """A problem with one field of one row; the caller adds the file and the line."""
 
     def __init__(self, field: str, problem: str, fix: str) -> None:
-        super().__init__(f"field '{field}' {problem}. Fix: {fix}")
+        super().__init__(f"field '{field}' {problem}", fix)
 
 
 @dataclass
@@ -45,7 +46,7 @@ def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TaskError(f"{path}: cannot read ({exc}). Fix: pass a UTF-8 JSON/JSONL file") from None
+        raise TaskError(f"{path}: cannot read ({exc})", "pass a UTF-8 JSON/JSONL file") from None
     rows: list[tuple[str, dict[str, Any]]] = []
     if path.suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
@@ -55,8 +56,8 @@ def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TaskError(
-                    f"{name} line {n}: not valid JSON ({exc.msg}, column {exc.colno}). "
-                    "Fix: write one JSON object per line"
+                    f"{name} line {n}: not valid JSON ({exc.msg}, column {exc.colno})",
+                    "write one JSON object per line",
                 ) from None
             rows.append((f"{name} line {n}", row))
     else:
@@ -64,7 +65,7 @@ def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TaskError(
-                f"{name} line {exc.lineno}: not valid JSON ({exc.msg}). Fix: correct the syntax"
+                f"{name} line {exc.lineno}: not valid JSON ({exc.msg})", "correct the syntax"
             ) from None
         if isinstance(data, dict):
             for key in ("rows", "data", "instances"):
@@ -74,13 +75,13 @@ def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             else:
                 data = [data]
         if not isinstance(data, list):
-            raise TaskError(f"{name}: expected a list of objects. Fix: write [{{...}}, ...]")
+            raise TaskError(f"{name}: expected a list of objects", "write [{...}, ...]")
         rows = [(f"{name} row {n}", row) for n, row in enumerate(data, 1)]
     for label, row in rows:
         if not isinstance(row, dict):
             raise TaskError(
-                f"{label}: expected a JSON object, got {type(row).__name__}. "
-                "Fix: each row is an object with the dataset's fields"
+                f"{label}: expected a JSON object, got {type(row).__name__}",
+                "each row is an object with the dataset's fields",
             )
     return rows
 
@@ -211,7 +212,7 @@ def git_init(repo: Path) -> None:
         )
         if done.returncode != 0:
             err = (done.stderr.strip().splitlines() or ["?"])[-1]
-            raise TaskError(f"{repo}: git {args[0]} failed ({err}). Fix: install git")
+            raise TaskError(f"{repo}: git {args[0]} failed ({err})", "install git")
 
 
 def materialize(draft: Draft, parent: Path, label: str) -> Task:
@@ -243,7 +244,7 @@ def materialize(draft: Draft, parent: Path, label: str) -> Task:
     try:
         return load_task(final)
     except TaskError as exc:
-        raise TaskError(f"{label}: the imported task is invalid: {exc}") from None
+        raise TaskError(f"{label}: the imported task is invalid: {exc.problem}", exc.fix) from None
 
 
 # --- a small TOML writer (task.toml only needs strings, numbers, bools, lists and tables) ----

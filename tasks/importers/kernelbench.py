@@ -98,8 +98,9 @@ def convert(path: Path) -> Draft:
     for what, pattern in _NEEDS.items():
         if not pattern.search(text):
             raise TaskError(
-                f"{path}: field '{what}' is missing. Fix: a KernelBench problem defines "
-                "class Model(nn.Module), get_inputs() and get_init_inputs() at module level"
+                f"{path}: field '{what}' is missing",
+                "a KernelBench problem defines "
+                "class Model(nn.Module), get_inputs() and get_init_inputs() at module level",
             )
     level = path.parent.name
     tid = safe_id(f"kernelbench-{level}-{path.stem}")

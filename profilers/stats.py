@@ -11,6 +11,9 @@ The numbers:
 - ``p_slower`` / ``p_faster``: one-sided Mann-Whitney U p-values (scipy) that the candidate's
   values are larger / smaller than the base's. ``p_value`` is the one in the direction of
   the ratio (``p_mwu`` always holds the Mann-Whitney one).
+- Deterministic (each side's values constant, as instruction counts usually are): the ratio
+  is exact, the CI is that point, and p is 0 in the ratio's direction (1 in the other), so
+  the verdict follows the ratio and the floor however few pairs the budget allowed.
 - Paired (wall clock, where ``adaptive`` ran base and candidate back to back): the ratio is
   the Hodges-Lehmann estimate of the per-pair ratios, the CI its signed-rank interval, and
   the p-values one-sided Wilcoxon signed-rank tests (see ``compare``).
@@ -87,6 +90,11 @@ class Comparison(BaseModel):
     floor: float = Field(description="Noise floor: changes smaller than this are 'same'.")
     alpha: float
     verdict: Verdict
+    deterministic: bool = Field(
+        False,
+        description="Each side's values were constant (instruction counts): the ratio and the "
+        "floor decide, however few the pairs.",
+    )
     cv_base: float = Field(description="Coefficient of variation of the base samples.")
     cv_head: float = Field(description="Coefficient of variation of the candidate samples.")
 
@@ -181,16 +189,19 @@ def compare(
         raise ValueError("need at least 2 samples on each side")
     if not (np.all(np.isfinite(b)) and np.all(np.isfinite(h))) or b.min() <= 0 or h.min() <= 0:
         raise ValueError("samples must be finite and above 0")
-    if paired:
+    deterministic = bool(np.ptp(b) == 0 and np.ptp(h) == 0)
+    if deterministic:  # no noise to test against: the exact ratio is the answer
+        ratio = float(h[0] / b[0])
+        ci = (ratio, ratio)
+        p_slower = 0.0 if ratio > 1 else 1.0
+        p_faster = 0.0 if ratio < 1 else 1.0
+    elif paired:
         ratio, ci, p_slower, p_faster = _paired(b, h)
     else:
         ratio = float(np.median(h) / np.median(b))
         ci = bootstrap_ratio_ci(b, h, seed=seed)
-        if np.all(b == b[0]) and np.all(h == h[0]) and b[0] == h[0]:
-            p_slower = p_faster = 1.0  # identical constants: no evidence either way
-        else:
-            p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
-            p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
+        p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
+        p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
     p_mwu = float(mannwhitneyu(h, b, alternative="greater" if ratio >= 1 else "less").pvalue)
     p_slower = 1.0 if math.isnan(p_slower) else p_slower
     p_faster = 1.0 if math.isnan(p_faster) else p_faster
@@ -209,6 +220,7 @@ def compare(
         alpha=alpha,
         paired=paired,
         verdict=verdict(ratio, ci, p_slower, p_faster, floor, alpha),
+        deterministic=deterministic,
         cv_base=_cv(b),
         cv_head=_cv(h),
     )

@@ -1,0 +1,133 @@
+"""`optimizer grade SUITE/ID --patch FILE`: the grading contract on one hand-written patch.
+
+Prints each step as it passes, the tests (base vs candidate), the checks, the speedup with
+its CI and the verdict, and writes the whole Grade as JSON with ``--json``. Exit codes: 0 a
+correct candidate, 1 a rejected or incorrect one, 2 a user error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from optimizer.errors import UserError
+from optimizer.results import write_text_atomic
+from profilers.compare import MetricChoice
+from sandbox import Backend
+from tasks.grade import Candidate, Grade, GradeOptions, grade
+from tasks.model import TASK_FILE, Task
+from tasks.suite import find_task, load_suite
+
+out = Console(highlight=False)
+
+TARGET_HELP = "SUITE/ID: `builtin/spans`, `path/to/suite/ID`, `data.jsonl/ID`, or a task directory."
+
+
+def resolve_target(target: str) -> Task:
+    """``SUITE/ID`` (or a task directory) -> the task."""
+    path = Path(target).expanduser()
+    if (path / TASK_FILE).is_file() or path.name == TASK_FILE:
+        return load_suite(path)[0]
+    suite, sep, task_id = target.rstrip("/").rpartition("/")
+    if not sep or not suite or not task_id:
+        raise UserError(
+            f"{target!r} names no task", "pass SUITE/ID, e.g. builtin/spans, or a task directory"
+        )
+    return find_task(load_suite(suite), task_id)
+
+
+def read_patch(path: Path | None) -> str:
+    if path is None:
+        return ""
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UserError(f"cannot read patch {path}: {why}", "pass an existing diff file") from None
+
+
+def render(g: Grade) -> None:
+    """The grade's tests, checks, measurement and verdict."""
+    if g.tests:
+        base = g.base_tests.summary() if g.base_tests else "-"
+        out.print(
+            f"tests: candidate {g.tests.summary()}, base {base}; "
+            f"{g.tests.contract} base-passing tests in the contract"
+            + (f", broken: {escape(', '.join(g.tests.broken[:5]))}" if g.tests.broken else "")
+        )
+    for c in g.checks:
+        mark = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
+        label = f"{c.name} (hidden)" if c.hidden else c.name
+        out.print(f"check {escape(label)}: {mark}" + (f" {escape(c.detail)}" if c.detail else ""))
+    m = g.measurement
+    if m:
+        for w in m.workloads:
+            for r in w.metrics:
+                tag = f"{w.name}{' (hidden)' if w.hidden else ''}"
+                out.print(
+                    f"{escape(tag)} {r.metric}: {r.speedup:.3f}x "
+                    f"[{1 / r.ci[1]:.3f}, {1 / r.ci[0]:.3f}], {r.pairs} pairs, {r.verdict}"
+                    + (" (deterministic)" if r.deterministic else "")
+                )
+        out.print(f"timed region: {escape(m.rule)}")
+        color = {"faster": "green", "slower": "red", "same": "cyan"}.get(m.verdict, "yellow")
+        out.print(
+            f"speedup: [bold]{m.speedup:.3f}x[/] (95% CI {m.ci[0]:.3f}-{m.ci[1]:.3f}, "
+            f"{m.metric}) [{color}]{m.verdict}[/]"
+        )
+    color = "green" if g.correct else "red"
+    out.print(
+        f"[bold {color}]{g.status.value}[/]"
+        + (f": {escape(g.reason)}" if g.reason else "")
+        + f"  ({g.elapsed_s:.1f} s)",
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `grade` command to the app."""
+
+    @app.command("grade")
+    def grade_command(
+        target: str = typer.Argument(..., help=TARGET_HELP),
+        patch: Path | None = typer.Option(
+            None, "--patch", help="The candidate: a unified diff (`-` reads stdin; none: no-op)."
+        ),
+        sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+        metric: MetricChoice | None = typer.Option(
+            None, "--metric", "-m", help="wall, instructions or both (default: the task's)."
+        ),
+        repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
+        budget: float = typer.Option(
+            90.0, "--budget", min=1, help="Seconds per workload and metric for more pairs."
+        ),
+        no_measure: bool = typer.Option(False, "--no-measure", help="Correctness only."),
+        json_path: Path | None = typer.Option(None, "--json", help="Write the Grade here."),
+    ) -> None:
+        """Grade a patch on one task: apply, guard, tests, checks, timing, verdict.
+
+        Exit 0 for a correct candidate, 1 for a rejected or incorrect one, 2 for a user error.
+        """
+        if json_path is not None and not json_path.expanduser().parent.is_dir():
+            raise UserError(
+                f"--json {json_path}: the folder does not exist", "create it, or pick another path"
+            )
+        task = resolve_target(target)
+        candidate = Candidate(patch=read_patch(patch), agent="manual")
+        opts = GradeOptions(
+            backend=sandbox, metric=metric, repeats=repeats, budget_s=budget,
+            measure=not no_measure,
+        )  # fmt: skip
+        what = "a no-op candidate" if not candidate.patch else f"patch {patch}"
+        out.print(f"grading {escape(what)} on {task.id} ({task.kind.value})")
+        result = grade(task, candidate, opts, progress=lambda s: out.print(f"  {escape(s)}"))
+        render(result)
+        if json_path is not None:
+            write_text_atomic(json_path.expanduser(), result.model_dump_json(indent=2) + "\n")
+        raise typer.Exit(0 if result.correct else 1)

@@ -1,0 +1,292 @@
+"""The one measurement path: two sides' runs, interleaved, compared, with adaptive pairs.
+
+Grading, ``optimizer bench`` and ``optimizer ci`` all measure through :func:`compare_metric`:
+a :class:`Sampler` per side (a sandbox, a workload, limits), base and candidate runs
+alternating (AB BA AB ... for wall time, side by side for instruction counts, which do not
+depend on load), more pairs in growing steps while the verdict is ``inconclusive``
+(``profilers.stats.adaptive``), and a :class:`MetricResult` holding the raw samples and the
+statistics.
+
+**The timed region** (``region``) of a Python-file workload:
+
+- ``total`` (grading's default): importing the workload file (and with it the code under
+  test), ``setup()``, and ``workload()`` with its result materialized (``repr``). Work
+  moved into import time, into module-level code or into ``setup()`` is still timed, so
+  it cannot pass for a speedup. Modules the base imports from places the sandbox cannot
+  write (the standard library, the image's site-packages) are imported before the timer
+  on both sides: they are not the code under test, and they would only dilute the ratio.
+- ``workload`` (``bench`` and ``ci``'s default, as asv and pytest-benchmark time it): only
+  the ``workload()`` calls. Import and setup times are still recorded beside it.
+
+A command workload is timed as a whole process in both regions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from profilers.common import ProfileError, run_harness
+from profilers.instructions import measure_instructions
+from profilers.models import Workload
+from profilers.stats import ALPHAS, FLOORS, adaptive
+from profilers.wall import measure_wall
+from sandbox import Sandbox
+from sandbox.errors import UserError
+
+Metric = Literal["wall", "instructions"]
+MetricChoice = Literal["wall", "instructions", "both"]
+Region = Literal["total", "workload"]
+UNITS = {"wall": "s", "instructions": "instructions"}
+#: Pairs to start with, and the most pairs, for instruction counts (near-deterministic).
+INSTRUCTION_PAIRS = (3, 6)
+#: What each region times, for records and reports.
+REGION_RULES = {
+    "total": "import of the workload file and the code under test + setup() + workload() "
+    "(its result materialized with repr), in a fresh process per run; modules the sandbox "
+    "cannot write (stdlib, the image's packages) are imported before the timer",
+    "workload": "workload() calls only (import and setup() are recorded, not compared)",
+}
+
+
+def metrics_of(choice: MetricChoice) -> list[Metric]:
+    """``both`` -> instructions (the deterministic gate) and wall (the confirmation)."""
+    return ["instructions", "wall"] if choice == "both" else [choice]
+
+
+class MetricResult(BaseModel):
+    """One metric's comparison of a candidate with its base (lower is better)."""
+
+    metric: Metric
+    unit: str
+    region: Region = "workload"
+    verdict: str
+    ratio: float = Field(description="Candidate over base (medians); > 1 is slower.")
+    ci: tuple[float, float]
+    p_value: float
+    p_slower: float
+    p_faster: float
+    p_mwu: float | None = Field(None, description="One-sided Mann-Whitney U p, for reference.")
+    deterministic: bool = Field(
+        False, description="Both sides' values were constant: the ratio decided, not a test."
+    )
+    floor: float
+    pairs: int
+    stopped: str = Field(description="Why repeats stopped: conclusive, max_repeats, budget.")
+    base_median: float
+    head_median: float
+    cv_base: float
+    cv_head: float
+    base_samples: list[float]
+    head_samples: list[float]
+    order: list[str] = Field(description="The run order, e.g. ['base', 'head', 'head', ...].")
+    base_raw_ns: list[list[int]] | None = Field(None, description="Wall: timed calls per run.")
+    head_raw_ns: list[list[int]] | None = None
+    base_parts_s: dict[str, float] | None = Field(
+        None, description="Wall: median import, setup and workload seconds of the base."
+    )
+    head_parts_s: dict[str, float] | None = None
+    clocks: str | None = Field(
+        None,
+        description="Wall: whether the host's clock on the whole process saw the saving the "
+        "in-process clock claims ('agree'), or not (then the verdict is inconclusive).",
+    )
+
+    @property
+    def speedup(self) -> float:
+        """Base over candidate: above 1 is faster."""
+        return 1.0 / self.ratio
+
+
+class Sampler:
+    """One side's measurements: fresh processes in its sandbox, failures as one-line errors.
+
+    ``name`` names the side in errors (e.g. ``base HEAD (1a2b3c4d5e6f)``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sb: Sandbox,
+        workload: Workload,
+        *,
+        timeout_s: float = 120.0,
+        inner: int = 1,
+        python: str = "python3",
+        what: str = "the workload",
+        region: Region = "workload",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name, self.sb, self.workload = name, sb, workload
+        self.inner, self.python, self.what, self.region = inner, python, what, region
+        self.env = dict(env or {})
+        self.limits = sb.limits.model_copy(update={"wall_s": timeout_s})
+        self.python_version = ""
+        self.preimport: list[str] = []
+        self.rss: list[int] = []
+        self.raw: list[list[int]] = []
+        self.parts: list[dict[str, float]] = []
+        self.values: list[float] = []
+        self.process: list[float] = []
+
+    @contextlib.contextmanager
+    def blame(self):
+        try:
+            yield
+        except ProfileError as exc:
+            fix = (
+                "give it more time with --timeout, or make the workload smaller"
+                if "timeout" in exc.cause.split(":")[0]
+                else "run the workload by hand on that side and fix it"
+            )
+            raise UserError(f"{self.what} failed on {self.name}: {exc.cause}", fix) from None
+
+    def discover_imports(self) -> list[str]:
+        """Top-level modules the workload imports from places the sandbox cannot write."""
+        if self.workload.kind != "file" or self.region != "total":
+            return []
+        with self.blame():
+            data = run_harness(
+                self.sb, "imports", self.workload, python=self.python, limits=self.limits,
+                env=self.env,
+            )  # fmt: skip
+        names = data.get("modules")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def wall(self, keep: bool = True) -> float:
+        with self.blame():
+            run = measure_wall(
+                self.sb, self.workload, inner=self.inner, python=self.python,
+                limits=self.limits, hash_seed=len(self.raw),  # the i-th runs of a pair share it
+                region=self.region, preimport=self.preimport, env=self.env,
+            )  # fmt: skip
+        self.python_version = run.python
+        if keep:
+            self.rss.append(run.maxrss_kb)
+            self.raw.append(run.samples_ns)
+            self.parts.append(run.parts())
+            self.values.append(run.seconds)
+            self.process.append(run.process_s)
+        return run.seconds
+
+    def instructions(self) -> float:
+        with self.blame():
+            run = measure_instructions(
+                self.sb, self.workload, python=self.python, limits=self.limits,
+                region=self.region, preimport=self.preimport, env=self.env,
+            )  # fmt: skip
+        self.python_version = run.python
+        return float(run.instructions)
+
+    def median_parts(self) -> dict[str, float] | None:
+        if not self.parts:
+            return None
+        keys = self.parts[0].keys()
+        return {k: sorted(p[k] for p in self.parts)[len(self.parts) // 2] for k in keys}
+
+
+def compare_metric(
+    metric: Metric,
+    base: Sampler,
+    head: Sampler,
+    *,
+    floor: float | None = None,
+    alpha: float | None = None,
+    pairs: tuple[int, int] | None = None,
+    budget_s: float = 120.0,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> MetricResult:
+    """Interleave one metric's runs of both sides (adaptive pairs) and compare them.
+
+    The base's imports from unwritable places are discovered first and imported before the
+    timer on both sides (``region="total"``); one warm-up wall run per side is discarded.
+    """
+    floor = FLOORS[metric] if floor is None else floor
+    alpha = ALPHAS[metric] if alpha is None else alpha
+    pairs = pairs or ((10, 200) if metric == "wall" else INSTRUCTION_PAIRS)
+    if base.region != head.region:
+        raise ValueError("both sides must time the same region")
+    if not base.preimport:
+        base.preimport = base.discover_imports()
+    head.preimport = base.preimport
+    if metric == "wall":
+        say("wall clock: warm-up run per side (discarded)")
+        for s in (base, head):
+            for kept in (s.raw, s.parts, s.values, s.process):
+                kept.clear()  # a pair's index (len(raw)) is its hash seed
+            s.wall(keep=False)
+        mb, mh = base.wall, head.wall
+    else:
+        mb, mh = base.instructions, head.instructions
+    start, most = pairs
+    say(f"{metric}: {start} to {most} interleaved pairs")
+    cmp, bs, hs, order, stopped = adaptive(
+        mb, mh, floor=floor, start=start, most=max(start, most), budget_s=budget_s,
+        parallel=metric == "instructions", alpha=alpha, paired=metric == "wall",
+    )  # fmt: skip
+    wall = metric == "wall"
+    verdict, clocks = cmp.verdict.value, None
+    if wall:
+        clocks = clocks_agree(base, head)
+        if verdict == "faster" and clocks != "agree":
+            verdict = "inconclusive"
+    return MetricResult(
+        metric=metric,
+        unit=UNITS[metric],
+        region=base.region if base.workload.kind == "file" else "total",
+        verdict=verdict,
+        ratio=cmp.ratio,
+        ci=cmp.ci,
+        p_value=cmp.p_value,
+        p_slower=cmp.p_slower,
+        p_faster=cmp.p_faster,
+        p_mwu=cmp.p_mwu,
+        deterministic=cmp.deterministic,
+        floor=floor,
+        pairs=min(len(bs), len(hs)),
+        stopped=stopped,
+        base_median=cmp.base_median,
+        head_median=cmp.head_median,
+        cv_base=cmp.cv_base,
+        cv_head=cmp.cv_head,
+        base_samples=bs,
+        head_samples=hs,
+        order=order,
+        base_raw_ns=list(base.raw) if wall else None,
+        head_raw_ns=list(head.raw) if wall else None,
+        base_parts_s=base.median_parts() if wall else None,
+        head_parts_s=head.median_parts() if wall else None,
+        clocks=clocks,
+    )
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if s else 0.0
+
+
+def clocks_agree(base: Sampler, head: Sampler) -> str:
+    """Cross-check the in-process clock with the host's clock on the whole process.
+
+    An honest speedup shortens the whole process too: the time outside the timed region
+    (interpreter start, pre-imports) is the same on both sides. A candidate that fools the
+    clock inside its process (rebinding the harness's timer, say) shortens the region but
+    not the process, so its time outside the region grows by what it claims to save.
+    """
+    saving = _median(base.values) - _median(head.values)
+    if saving <= 0:
+        return "agree"
+
+    def outside(s: Sampler) -> float:
+        return _median([p - v for p, v in zip(s.process, s.values, strict=True)])
+
+    grew = outside(head) - outside(base)
+    if grew < 0.5 * saving:
+        return "agree"
+    return (
+        f"disagree: the region is {saving * 1e3:.1f} ms shorter, but the time outside it grew "
+        f"{grew * 1e3:.1f} ms (the host's clock does not see the saving)"
+    )

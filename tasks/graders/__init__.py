@@ -1,0 +1,1 @@
+"""One grader per task kind, dispatched by ``tasks.grade.GRADERS``."""
