@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from tasks.grade import Candidate, GradeOptions, grade
-from tasks.testrun import parse_junit
 from tasks.suite import find_task, load_suite
+from tasks.testrun import parse_junit
 from tests.test_builtin_suite import make_patch
 
 LOCAL = GradeOptions(backend="local", measure=False)
