@@ -119,6 +119,8 @@ class LocalSandbox(Sandbox):
             "--proc", "/proc",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
             "--die-with-parent", "--new-session",
+            # as root, bwrap keeps every capability: the run could remount / read-write
+            "--cap-drop", "ALL",
             "--chdir", str(self.path),
             *args,
         ]  # fmt: skip

@@ -314,3 +314,19 @@ def test_before_sealing_runs_persist_and_after_it_writes_are_refused(make_repo, 
         with pytest.raises(SealedError):
             sb.write_file("late.txt", b"x")
     assert_cleaned(sb)
+
+
+def test_a_confined_local_run_cannot_remount_the_filesystem(make_repo):
+    from sandbox.local_sandbox import LocalSandbox, bwrap_path
+
+    if not bwrap_path():
+        pytest.skip("needs bubblewrap")
+    victim = Path(f"/var/tmp/optimizer-remount-{os.getpid()}")  # outside the private /tmp
+    victim.unlink(missing_ok=True)
+    repo = make_repo(HOSTILE)
+    with LocalSandbox(Source(repo=repo), confine=True) as sb:
+        result = sb.run(f"mount -o remount,rw / ; touch {victim}; grep CapEff /proc/self/status")
+    made = victim.exists()
+    victim.unlink(missing_ok=True)
+    assert not made, "a confined run wrote to the host's filesystem"
+    assert "CapEff:\t0000000000000000" in result.stdout
