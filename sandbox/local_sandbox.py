@@ -87,18 +87,37 @@ class LocalSandbox(Sandbox):
             target.write_bytes(data)
 
     def _seal(self) -> None:
-        sealed = self._root / "sealed"
-        _copy_tree(self.path, sealed)
+        _copy_tree(self.path, self._root / "sealed")
+        self._snapshot: dict[str, tuple] | None = None
 
     def _fresh(self) -> None:
-        """Replace the work tree and /tmp with a pristine copy of the sealed tree."""
-        for d in (self.path, self._tmp):
-            _make_removable(d)
-            shutil.rmtree(d, ignore_errors=True)
-            if d.exists():  # something the run made could not be removed: never reuse it
-                raise RuntimeError(f"could not clear {d} for a pristine run")
-        _copy_tree(self._root / "sealed", self.path)
+        """Make the work tree the sealed tree again, and /tmp empty.
+
+        The first time the tree is copied whole; after that only what the last run changed is
+        put back: every entry whose inode, change time (ctime, which no unprivileged call can
+        set back), size or mode differs from the state after the last restore, every new
+        entry and every missing one. The clock then moves past the restored entries' ctimes,
+        so a write in the next run, however quick, shows.
+        """
+        _make_removable(self._tmp)
+        shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp.mkdir()
+        sealed = self._root / "sealed"
+        if self._snapshot is None:
+            _make_removable(self.path)
+            shutil.rmtree(self.path, ignore_errors=True)
+            if self.path.exists():  # something the run made could not be removed
+                raise RuntimeError(f"could not clear {self.path} for a pristine run")
+            _copy_tree(sealed, self.path)
+        else:
+            now = _scan(self.path)
+            stale = {p for p, st in now.items() if self._snapshot.get(p) != st}
+            stale |= {p for p in self._snapshot if p not in now}
+            _restore(sealed, self.path, stale)
+        self._snapshot = _scan(self.path)
+        newest = max((st[1] for st in self._snapshot.values()), default=0)
+        while time.clock_gettime_ns(_COARSE_CLOCK) <= newest:
+            time.sleep(0.001)
 
     def close(self) -> None:
         if self._root.exists():
@@ -246,6 +265,8 @@ class LocalSandbox(Sandbox):
         return files
 
 
+#: The clock file systems stamp ctime with (CLOCK_REALTIME_COARSE; Python names no constant).
+_COARSE_CLOCK = getattr(time, "CLOCK_REALTIME_COARSE", 5)
 #: bubblewrap copies every mount under / (--ro-bind / /): one that vanishes meanwhile (a
 #: container of another process on this host) fails its setup; such a run is started again.
 _BWRAP_TRIES = 4
@@ -255,6 +276,59 @@ def _bwrap_setup_failed(result: RunResult) -> bool:
     """Whether bubblewrap itself failed to set up the run (nothing of the command ran)."""
     first = result.stderr.lstrip().splitlines()[:1]
     return result.exit_code == 1 and bool(first) and first[0].startswith("bwrap: ")
+
+
+def _scan(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root``: (inode, ctime ns, size, mode), by relative path."""
+    out: dict[str, tuple] = {}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            st = e.stat(follow_symlinks=False)
+            rel = os.path.relpath(e.path, root)
+            out[rel] = (st.st_ino, st.st_ctime_ns, st.st_size, st.st_mode)
+            if e.is_dir(follow_symlinks=False):
+                stack.append(Path(e.path))
+    return out
+
+
+def _restore(sealed: Path, work: Path, stale: set[str]) -> None:
+    """Put each stale path back as it is in ``sealed``, shallowest first.
+
+    An entry whose type changed (a folder made a file or a link, say) is replaced whole, and
+    nothing below it is looked at again, so no path is ever followed through a link the run
+    made. Folders that are folders on both sides only get their mode and times back: their
+    entries are stale on their own where they changed.
+    """
+    replaced: list[str] = []
+    for rel in sorted(stale, key=lambda p: (p.count(os.sep), p)):
+        if any(rel.startswith(r + os.sep) for r in replaced):
+            continue
+        target, source = work / rel, sealed / rel
+        if os.path.realpath(target.parent) != os.path.join(
+            os.path.realpath(work), os.path.dirname(rel)
+        ).rstrip(os.sep):
+            raise RuntimeError(f"{rel}: its folder is not where it should be")
+        t_dir = target.is_dir() and not target.is_symlink()
+        s_dir = source.is_dir() and not source.is_symlink()
+        if t_dir and s_dir:
+            shutil.copystat(source, target)
+            continue
+        if t_dir:
+            _make_removable(target)
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+        if s_dir:
+            _copy_tree(source, target)
+        elif os.path.lexists(source):
+            shutil.copy2(source, target, follow_symlinks=False)
+        replaced.append(rel)
 
 
 def _copy_tree(src: Path, dest: Path) -> None:

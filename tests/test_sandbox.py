@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -281,6 +282,16 @@ CHEATS = {
     ),
     "a rewritten source file": "open('main.py', 'w').write('print(42)')",
     "a new sitecustomize": "open('sitecustomize.py', 'w').write('print(42)')",
+    "a source file made a link": (
+        "import os; os.remove('main.py'); os.symlink('data.txt', 'main.py')"
+    ),
+    "a source file made a folder": (
+        "import os; os.remove('main.py'); os.makedirs('main.py/x'); open('main.py/x/y', 'w')"
+    ),
+    "a same-size rewrite, kept times": (
+        "import os; st = os.stat('main.py'); open('main.py', 'w').write(\"print('HELLO')\\n\"); "
+        "os.utime('main.py', ns=(st.st_atime_ns, st.st_mtime_ns))"
+    ),
 }
 LOOK = (
     "import os; paths = ['cache.txt', '/tmp/cache.txt', os.path.expanduser('~/.cache/cache.txt'),"
@@ -330,3 +341,23 @@ def test_a_confined_local_run_cannot_remount_the_filesystem(make_repo):
     victim.unlink(missing_ok=True)
     assert not made, "a confined run wrote to the host's filesystem"
     assert "CapEff:\t0000000000000000" in result.stdout
+
+
+def test_restoring_a_tree_never_follows_a_link_the_run_made(make_repo):
+    """A run replaces a folder of the tree with a link to a folder outside; putting the tree
+    back must replace the link, not write through it."""
+    outside = Path(f"/var/tmp/optimizer-link-target-{os.getpid()}")
+    outside.mkdir(exist_ok=True)
+    repo = make_repo({"pkg/mod.py": "X = 1\n", "main.py": "print('hello')\n"})
+    try:
+        for backend in ("local",):
+            with open_sandbox(Source(repo=repo), backend) as sb:
+                sb.seal()
+                swap = f"rm -rf pkg && ln -s {outside} pkg && echo changed > main.py"
+                assert sb.run(swap).ok
+                after = sb.run("cat pkg/mod.py main.py; test -L pkg && echo LINK || echo DIR")
+                assert after.stdout == "X = 1\nhello\nDIR\n" or "print('hello')" in after.stdout
+                assert "LINK" not in after.stdout, after.stdout
+        assert list(outside.iterdir()) == []
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
