@@ -198,8 +198,13 @@ def grade(
     grader = grader_for(task.kind)
     started = time.monotonic()
     result = Grade(task_id=task.id, status=GradeStatus.OK, correct=False)
+
+    def step(text: str) -> None:
+        result.steps.append(text)
+        say(text)
+
     try:
-        grader(task, candidate, opts, result, say)
+        grader(task, candidate, opts, result, step)
     finally:
         result.elapsed_s = round(time.monotonic() - started, 3)
     return result

@@ -101,7 +101,7 @@ def grade_source(
         if candidate.patch and _refused(task, base_src, cand.sha, candidate.patch, result):
             return
         say("protected files and static guard: clean")
-        key = (str(task.root), task.id, cand.backend, image)
+        key = (str(task.root), task.id, cand.sha, cand.backend, image)
         need_base = opts.measure or key not in _BASELINES
         base = None
         if need_base:
