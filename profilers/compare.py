@@ -89,6 +89,11 @@ class MetricResult(BaseModel):
         None, description="Wall: median import, setup and workload seconds of the base."
     )
     head_parts_s: dict[str, float] | None = None
+    outputs: str | None = Field(
+        None,
+        description="Whether every timed run's result matched the base's ('match'), why not "
+        "('differ: ...'), or 'unverifiable' (the base's own results vary from run to run).",
+    )
     clocks: str | None = Field(
         None,
         description="Wall: whether the host's clock on the whole process saw the saving the "
@@ -131,6 +136,7 @@ class Sampler:
         self.parts: list[dict[str, float]] = []
         self.values: list[float] = []
         self.process: list[float] = []
+        self.outputs: list[dict | None] = []
 
     @contextlib.contextmanager
     def blame(self):
@@ -170,6 +176,7 @@ class Sampler:
             self.parts.append(run.parts())
             self.values.append(run.seconds)
             self.process.append(run.process_s)
+            self.outputs.append(run.output)
         return run.seconds
 
     def instructions(self) -> float:
@@ -179,6 +186,7 @@ class Sampler:
                 region=self.region, preimport=self.preimport, env=self.env,
             )  # fmt: skip
         self.python_version = run.python
+        self.outputs.append(run.output)
         return float(run.instructions)
 
     def median_parts(self) -> dict[str, float] | None:
@@ -215,11 +223,13 @@ def compare_metric(
     if metric == "wall":
         say("wall clock: warm-up run per side (discarded)")
         for s in (base, head):
-            for kept in (s.raw, s.parts, s.values, s.process):
+            for kept in (s.raw, s.parts, s.values, s.process, s.outputs):
                 kept.clear()  # a pair's index (len(raw)) is its hash seed
             s.wall(keep=False)
         mb, mh = base.wall, head.wall
     else:
+        base.outputs.clear()
+        head.outputs.clear()
         mb, mh = base.instructions, head.instructions
     start, most = pairs
     say(f"{metric}: {start} to {most} interleaved pairs")
@@ -260,7 +270,43 @@ def compare_metric(
         base_parts_s=base.median_parts() if wall else None,
         head_parts_s=head.median_parts() if wall else None,
         clocks=clocks,
+        outputs=outputs_agree(base.outputs, head.outputs),
     )
+
+
+def outputs_agree(base: list[dict | None], head: list[dict | None]) -> str | None:
+    """Every timed run's result against the base's (the harness's summaries).
+
+    A candidate that does its work only when it is not being timed (it can tell: another
+    argv, another environment) returns something else in the timed runs than in the checks.
+    """
+    if not base or not head or any(o is None for o in base + head):
+        return None
+    first = base[0]
+    if any(_differs(first, o) for o in base[1:]):
+        return "unverifiable: the base's own results vary from run to run"
+    for i, o in enumerate(head):
+        why = _differs(first, o)
+        if why:
+            return f"differ: timed run {i + 1} of the candidate: {why}"
+    return "match"
+
+
+def _differs(a: dict, b: dict, rtol: float = 1e-6, atol: float = 1e-9) -> str:
+    if a.get("skeleton") != b.get("skeleton"):
+        return "another type, shape or exact value than the base's result"
+    if a.get("count") != b.get("count") or len(a.get("floats", [])) != len(b.get("floats", [])):
+        return "another number of floats than the base's result"
+    scale = max(float(a.get("abs") or 0.0), float(b.get("abs") or 0.0))
+    if abs(float(a.get("sum") or 0.0) - float(b.get("sum") or 0.0)) > rtol * scale + atol:
+        return "the floats sum to another value"
+    for x, y in zip(a.get("floats", []), b.get("floats", []), strict=True):
+        if isinstance(x, str) or isinstance(y, str):
+            if x != y:
+                return "a float differs (nan or inf)"
+        elif abs(x - y) > rtol * max(abs(x), abs(y)) + atol:
+            return f"a float differs ({x!r} vs {y!r})"
+    return ""
 
 
 def _median(xs: list[float]) -> float:

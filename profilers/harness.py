@@ -74,9 +74,17 @@ def maxrss_kb(who=resource.RUSAGE_SELF):
 
 
 def run_command(cmd):
-    done = subprocess.run(cmd, shell=True)
+    """Run the workload command; its stdout (kept for the output check)."""
+    done = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE)
     if done.returncode:
         raise HarnessError(f"workload command exited with code {done.returncode}")
+    return done.stdout
+
+
+def summarize_stdout(data):
+    """A command's output, lines stripped of trailing space, as a summary (see summarize)."""
+    text = data.decode("utf-8", "replace")
+    return summarize([ln.rstrip() for ln in text.strip().splitlines()])
 
 
 def writable(path):
@@ -132,6 +140,101 @@ def materialize(result):
         repr(result)
 
 
+def summarize(result):
+    """A canonical summary of a workload's result that calls none of its own methods.
+
+    ``skeleton``: a digest of the types, sizes and exact values (strings, ints, bytes, the
+    attributes of objects read with ``object.__getattribute__``), floats left out; sets and
+    dict keys sorted. ``floats``: the floats, in order (every k-th past 4000, with their
+    count and sum), compared with a tolerance. A lazy object, a result computed only when
+    not timed, or one of another shape does not match the base's.
+    """
+    import hashlib
+    import math
+
+    parts, floats, seen = [], [], set()
+
+    def canon(x):
+        out, fl = [], []
+        walk(x, out, fl, 0)
+        return "".join(out), fl
+
+    def walk(x, out, fl, depth):
+        t = type(x)
+        name = f"{t.__module__}.{t.__qualname__}"
+        if depth > 60 or id(x) in seen:
+            out.append(f"<{name}:cycle>")
+            return
+        if x is None or t in (bool, int):
+            out.append(f"{name}:{x!r};")
+        elif isinstance(x, float) and t.__module__ in ("builtins", "numpy"):
+            out.append(f"{name}:f;")
+            fl.append(float(x))
+        elif t in (str, bytes, bytearray):
+            raw = x.encode("utf-8", "surrogatepass") if t is str else bytes(x)
+            out.append(f"{name}:{len(x)}:{hashlib.sha256(raw).hexdigest()};")
+        elif t in (list, tuple):
+            seen.add(id(x))
+            out.append(f"{name}[{len(x)}](")
+            for item in x:
+                walk(item, out, fl, depth + 1)
+            out.append(")")
+            seen.discard(id(x))
+        elif t in (set, frozenset, dict):
+            seen.add(id(x))
+            items = []
+            for k in x:
+                ks, kf = canon(k)
+                if t is dict:
+                    vs, vf = canon(dict.__getitem__(x, k))
+                else:
+                    vs, vf = "", []
+                items.append((ks, vs, kf, vf))
+            items.sort(key=lambda i: (i[0], i[1]))
+            out.append(f"{name}[{len(x)}](")
+            for ks, vs, kf, vf in items:
+                out.append(f"{ks}={vs},")
+                fl.extend(kf)
+                fl.extend(vf)
+            out.append(")")
+            seen.discard(id(x))
+        elif name == "numpy.ndarray":
+            out.append(f"{name}:{x.dtype.str}:{x.shape}:")
+            if x.dtype.kind in "fc":
+                flat = x.astype("complex128").view("float64") if x.dtype.kind == "c" else x
+                fl.extend(float(v) for v in flat.astype("float64").ravel())
+            else:
+                out.append(hashlib.sha256(x.tobytes()).hexdigest())
+            out.append(";")
+        else:
+            seen.add(id(x))
+            out.append(f"{name}{{")
+            try:
+                state = object.__getattribute__(x, "__dict__")
+            except Exception:
+                state = None
+            if isinstance(state, dict):
+                walk(dict(state), out, fl, depth + 1)
+            for slot in getattr(t, "__slots__", ()) or ():
+                try:
+                    walk(object.__getattribute__(x, slot), out, fl, depth + 1)
+                except Exception:
+                    out.append("<unset>")
+            out.append("}")
+            seen.discard(id(x))
+
+    walk(result, parts, floats, 0)
+    finite = [v for v in floats if math.isfinite(v)]
+    step = max(1, len(floats) // 4000)
+    return {
+        "skeleton": hashlib.sha256("".join(parts).encode()).hexdigest(),
+        "count": len(floats),
+        "sum": math.fsum(finite),
+        "abs": math.fsum(abs(v) for v in finite),
+        "floats": [v if math.isfinite(v) else repr(v) for v in floats[::step]],
+    }
+
+
 def timed_file(cfg):
     """Import, setup() and the workload calls, each timed; the region decides what counts."""
     warmup, inner = int(cfg.get("warmup", 0)), int(cfg.get("inner", 1))
@@ -148,6 +251,7 @@ def timed_file(cfg):
     for _ in range(warmup):
         work()
     samples = []
+    result = None
     for _ in range(inner):
         t = _clock()
         result = work()
@@ -155,6 +259,7 @@ def timed_file(cfg):
             materialize(result)
         samples.append(_clock() - t)
     return {
+        "output": summarize(result),
         "samples_ns": samples,
         "import_ns": t1 - t0,
         "setup_ns": t2 - t1,
@@ -169,13 +274,15 @@ def mode_wall(cfg):
     warmup, inner = int(cfg.get("warmup", 0)), int(cfg.get("inner", 1))
     cmd = cfg["target"]
     samples = []
+    out = b""
     for _ in range(warmup):
         run_command(cmd)
     for _ in range(inner):
         t0 = _clock()
-        run_command(cmd)
+        out = run_command(cmd)
         samples.append(_clock() - t0)
     return {
+        "output": summarize_stdout(out),
         "samples_ns": samples,
         "maxrss_kb": maxrss_kb(resource.RUSAGE_CHILDREN),
         "maxrss_setup_kb": 0,
@@ -208,7 +315,7 @@ def mode_region(cfg):
     if cfg.get("materialize"):
         materialize(result)
     os.getpriority(os.PRIO_PROCESS, 0)  # callgrind dump 2: the region
-    return {}
+    return {"output": summarize(result)}
 
 
 def aslr_prefix():
@@ -243,12 +350,13 @@ def mode_instructions(cfg):
     env = dict(os.environ, PYTHONHASHSEED="0")
     if cfg["kind"] == "file":
         region = dict(cfg, mode="region", out=os.path.join(cgdir, "region.json"))
-        out = os.path.join(cgdir, "cg.out")
         argv = (
             prefix
             + valgrind
             + [
-                "--callgrind-out-file=" + out,
+                # children count too: work handed to a subprocess is still work
+                "--trace-children=yes",
+                "--callgrind-out-file=" + os.path.join(cgdir, "cg.%p.out"),
                 "--dump-before=" + DUMP_MARK,
                 sys.executable,
                 os.path.abspath(__file__),
@@ -268,7 +376,11 @@ def mode_instructions(cfg):
             ]
         )
     try:
-        done = subprocess.run(argv, env=env)
+        command = cfg["kind"] != "file"
+        done = subprocess.Popen(  # its pid is the traced workload's (exec)
+            argv, env=env, stdout=subprocess.PIPE if command else None
+        )
+        stdout, _ = done.communicate()
     except FileNotFoundError:
         raise HarnessError("valgrind is not installed where the workload runs") from None
     region_result = {}
@@ -289,19 +401,26 @@ def mode_instructions(cfg):
     if cfg["kind"] == "file":
         if region_result.get("ok") is not True:
             raise HarnessError("the workload did not finish under callgrind")
+        out = os.path.join(cgdir, f"cg.{done.pid}.out")
         parts = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
         if len(parts) != 2:
             raise HarnessError(
                 f"expected two callgrind dumps around the workload region, found {len(parts)} "
                 "(the workload calls os.getpriority, which marks the region: refused)"
             )
-        count = summary(parts[1])
+        children = [
+            p
+            for p in glob.glob(os.path.join(cgdir, "cg.*.out*"))
+            if not os.path.basename(p).startswith(f"cg.{done.pid}.")
+        ]
+        count = summary(parts[1]) + sum(summary(p) for p in children)
     else:
         files = glob.glob(os.path.join(cgdir, "cg.*.out*"))
         if not files:
             raise HarnessError("callgrind wrote no output")
         count = sum(summary(p) for p in files)
-    return {"instructions": count, "aslr_off": aslr_off}
+    output = region_result.get("output") if cfg["kind"] == "file" else summarize_stdout(stdout)
+    return {"instructions": count, "aslr_off": aslr_off, "output": output}
 
 
 def mode_hotspots(cfg):

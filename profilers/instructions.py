@@ -39,8 +39,10 @@ def measure_instructions(
     count = data.get("instructions")
     if not isinstance(count, int) or count <= 0:
         raise ProfileError("garbage: callgrind counted no instructions in the workload region")
+    output = data.get("output")
     return InstructionRun(
         instructions=count,
+        output=output if isinstance(output, dict) else None,
         aslr_off=bool(data.get("aslr_off")),
         python=str(data.get("python", "")),
     )

@@ -26,6 +26,7 @@ class WallRun(BaseModel):
     setup_ns: int = Field(0, ge=0, description="The workload's setup().")
     region: str = Field("workload", description="total (import + setup + calls) or workload.")
     process_s: float = Field(0.0, description="The whole process, by the host's clock.")
+    output: dict | None = Field(None, description="A summary of the result (harness.summarize).")
     maxrss_kb: int = Field(description="Peak RSS of the process (or of the command), KiB.")
     maxrss_setup_kb: int = Field(0, description="Peak RSS after setup(), before the workload.")
     python: str = ""
@@ -58,6 +59,7 @@ class InstructionRun(BaseModel):
     """One callgrind run: the instructions executed in the workload region."""
 
     instructions: int
+    output: dict | None = Field(None, description="A summary of the result (harness.summarize).")
     aslr_off: bool = Field(description="Whether ASLR was turned off (setarch -R) for the run.")
     python: str = ""
 

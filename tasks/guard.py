@@ -286,6 +286,9 @@ def config_reason(path: str) -> str | None:
     name = parts[-1]
     if name in _CONFIG_NAMES:
         return _CONFIG_NAMES[name]
+    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+        # a test module pytest collects can declare plugins or patch the code for the tests
+        return "a test module: the tests are the task's, not the candidate's"
     for suffix, reason in _CONFIG_SUFFIXES.items():
         if name.endswith(suffix):
             return reason

@@ -9,10 +9,41 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sandbox import Limits, Sandbox, Status
 from tasks.grade import TestsResult
 from tasks.model import JUNIT_PATH, Task
+
+#: Where the live-results plugin goes in the sandbox, and the variables that load it.
+PLUGIN_DIR = ".optimizer/plugin"
+PLUGIN_FILES = {
+    f"{PLUGIN_DIR}/optimizer_results.py": Path(__file__).with_name("results_plugin.py").read_bytes()
+}
+MARK = "@@optimizer-test"
+_WORST = {"passed": 0, "skipped": 1, "failed": 2}
+
+
+def plugin_env(env: dict[str, str]) -> dict[str, str]:
+    """The test run's variables: the task's, plus what loads the live-results plugin."""
+    path = PLUGIN_DIR + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
+    return {**env, "PYTEST_PLUGINS": "optimizer_results", "PYTHONPATH": path}
+
+
+def live_results(stderr: str) -> dict[str, str]:
+    """The plugin's lines: nodeid -> the worst outcome any phase of it reported."""
+    out: dict[str, str] = {}
+    for line in stderr.splitlines():
+        if not line.startswith(MARK + " "):
+            continue
+        parts = line.split(" ", 3)
+        if len(parts) != 4 or parts[2] not in _WORST:
+            continue
+        _, when, outcome, nodeid = parts
+        outcome = "passed" if when != "call" and outcome == "passed" else outcome
+        if _WORST[outcome] >= _WORST.get(out.get(nodeid, "passed"), 0):
+            out[nodeid] = outcome
+    return out
 
 
 @dataclass
@@ -50,24 +81,34 @@ def parse_junit(data: bytes) -> JUnit | None:
 
 def run_tests(
     task: Task, sb: Sandbox, limits: Limits, env: dict[str, str]
-) -> tuple[JUnit | None, int | None, str]:
+) -> tuple[JUnit | None, int | None, str, dict[str, str]]:
     """Run the task's test command once; its JUnit (None: none written), exit code (None:
-    timed out) and stderr tail."""
+    timed out), stderr tail, and the live results the plugin streamed."""
     assert task.tests is not None
     command = task.tests.command.replace("{junit}", JUNIT_PATH)
-    run = sb.run(command, limits=limits, env=env, collect=[JUNIT_PATH])
+    run = sb.run(command, limits=limits, env=plugin_env(env), collect=[JUNIT_PATH])
+    live = live_results(run.stderr)
+    tail = "\n".join(ln for ln in (run.stderr or run.stdout).splitlines() if MARK not in ln)
     if run.status is Status.TIMEOUT:
-        return None, None, run.reason
+        return None, None, run.reason, live
     junit = run.files.get(JUNIT_PATH)
-    tail = (run.stderr or run.stdout)[-4000:]
-    return (parse_junit(junit) if junit else None), run.exit_code, tail
+    return (parse_junit(junit) if junit else None), run.exit_code, tail[-4000:], live
 
 
 def judge(
-    junit: JUnit | None, exit_code: int | None, contract: list[str], must_pass: list[str]
+    junit: JUnit | None,
+    exit_code: int | None,
+    contract: list[str],
+    must_pass: list[str],
+    live: dict[str, str] | None = None,
+    live_contract: int = 0,
 ) -> TestsResult:
     """The candidate's tests against the contract: every id in ``contract`` (the base's
-    passing ids) and ``must_pass`` (the task's) must run and pass, and the run must exit 0."""
+    passing ids) and ``must_pass`` (the task's) must run and pass, and the run must exit 0.
+
+    Where the base's run streamed live results (``live_contract`` tests passed live), the
+    candidate's live results must show no failure and at least as many passes: the JUnit
+    XML, written inside the candidate's process, is not taken alone."""
     if junit is None:
         return TestsResult(
             passed=False, total=0, failures=0, errors=1, skipped=0, exit_code=exit_code,
@@ -79,6 +120,14 @@ def judge(
         fate = o.get(test_id)
         if fate != "passed":
             broken.append(f"{test_id} ({'not run' if fate is None else fate})")
+    if live is not None and live_contract:
+        broken += [f"{n} (failed, reported live)" for n, v in live.items() if v == "failed"]
+        passed_live = sum(v == "passed" for v in live.values())
+        if passed_live < live_contract:
+            broken.append(
+                f"(only {passed_live} tests passed live, the base had {live_contract}: "
+                "results were hidden or rewritten)"
+            )
     failed = junit.ids("failed") + junit.ids("error")
     total = len(o)
     passed = exit_code == 0 and not failed and not broken and total > 0

@@ -123,3 +123,25 @@ def test_tasks_cli_errors_are_one_line(tmp_path):
     assert done.returncode == 2
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "field 'source'" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_live_results_keep_the_worst_outcome_and_overrule_a_rewritten_junit():
+    from tasks import results_plugin, testrun
+
+    assert testrun.MARK == results_plugin.MARK
+    stderr = (
+        "noise\n@@optimizer-test setup passed t.py::a\n@@optimizer-test call failed t.py::a\n"
+        "@@optimizer-test call passed t.py::a\n"  # a forged pass after the real failure
+        "@@optimizer-test call passed t.py::b\n@@optimizer-test call skipped t.py::c\n"
+    )
+    live = testrun.live_results(stderr)
+    assert live == {"t.py::a": "failed", "t.py::b": "passed", "t.py::c": "skipped"}
+    junit = parse_junit(
+        b'<testsuite><testcase classname="t" name="a"/><testcase classname="t" name="b"/>'
+        b"</testsuite>"
+    )  # rewritten at exit: every test "passed"
+    judged = testrun.judge(junit, 0, ["t::a", "t::b"], [], live, live_contract=2)
+    assert not judged.passed
+    assert "t.py::a (failed, reported live)" in judged.broken
+    silent = testrun.judge(junit, 0, ["t::a", "t::b"], [], {}, live_contract=2)
+    assert not silent.passed and "results were hidden or rewritten" in silent.broken[-1]

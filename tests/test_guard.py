@@ -485,6 +485,8 @@ def no_base(path: str) -> str | None:
 
 
 CONFIG_CASES = [
+    ("pkg/test_extra.py", "a test module: the tests are the task's, not the candidate's"),
+    ("fast_test.py", "a test module: the tests are the task's, not the candidate's"),
     ("pytest.ini", "test configuration"),
     ("sub/pytest.ini", "test configuration"),
     (".pytest.ini", "test configuration"),

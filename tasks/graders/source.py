@@ -18,10 +18,12 @@ The steps, in order; the first that fails ends the grade with its status and rea
 6. run the equivalence checks, visible and hidden, against the baseline's outputs
    (``failed_equivalence``);
 7. measure base and candidate in the same session, interleaved (``profilers.compare``), on
-   the visible workload and every hidden one. The timed region is the import of the code
-   under test + ``setup()`` + ``workload()`` (``region = "total"``): work moved into
-   import or setup is not a speedup. The verdict is the worst over the workloads, so a
-   candidate fast only on the input it was shown is not ``faster``.
+   the visible workload and every hidden one; every timed run's result (a summary the harness
+   takes without calling the result's own methods, or a command's stdout) must match the
+   base's, so work skipped only while timed is ``failed_equivalence``. The timed region is
+   the import of the code under test + ``setup()`` + ``workload()`` (``region = "total"``):
+   work moved into import or setup is not a speedup. The verdict is the worst over the
+   workloads, so a candidate fast only on the input it was shown is not ``faster``.
 
 The base's side (its passing test ids, its check outputs) is computed once per task and
 backend and reused by later grades in the same process (:func:`baseline`).
@@ -69,6 +71,7 @@ class Baseline:
 
     tests: TestsResult | None = None
     passing: list[str] = field(default_factory=list)
+    passing_live: int = 0
     outputs: dict[str, str] = field(default_factory=dict)
     references: dict[str, bytes] = field(default_factory=dict)
     error: str = ""
@@ -174,6 +177,7 @@ def _prepare(
     """Restore protected files, write the harness and inputs, install, seal."""
     files = _restored(task, base_src, sha)
     files.update(eq.input_files(task))
+    files.update(testrun.PLUGIN_FILES)
     spec = task.workload
     for h in spec.hidden:
         if h.script:
@@ -211,12 +215,15 @@ def _restored(task: Task, src: Source, sha: str) -> dict[str, bytes]:
 def _record_baseline(task: Task, base: Sandbox, env: dict[str, str], limits: Limits) -> Baseline:
     ref = Baseline()
     if task.tests:
-        junit, code, tail = testrun.run_tests(task, base, _with(limits, task.limits.tests_s), env)
+        junit, code, tail, live = testrun.run_tests(
+            task, base, _with(limits, task.limits.tests_s), env
+        )
         if junit is None:
             why = "timed out" if code is None else f"wrote no JUnit XML (exit {code})"
             ref.error = f"the base's tests {why}: the task is broken: {tail.strip()[-300:]}"
             return ref
         ref.passing = junit.ids("passed")
+        ref.passing_live = sum(v == "passed" for v in live.values())
         ref.tests = testrun.judge(junit, code, ref.passing, [])
     lim = _with(limits, task.limits.check_s)
     for check in task.checks:
@@ -240,8 +247,10 @@ def _tests_pass(
     task: Task, cand: Sandbox, env: dict[str, str], limits: Limits, ref: Baseline, result: Grade
 ) -> bool:
     assert task.tests is not None
-    junit, code, tail = testrun.run_tests(task, cand, _with(limits, task.limits.tests_s), env)
-    result.tests = testrun.judge(junit, code, ref.passing, task.tests.must_pass)
+    junit, code, tail, live = testrun.run_tests(task, cand, _with(limits, task.limits.tests_s), env)
+    result.tests = testrun.judge(
+        junit, code, ref.passing, task.tests.must_pass, live, ref.passing_live
+    )
     if result.tests.passed:
         return True
     result.artifacts["tests"] = tail
@@ -304,6 +313,20 @@ def _measure(
         else:
             result.measurement = _compare(task, base, cand, env, opts, say)
             m = result.measurement
+            differ = [
+                (w.name, r.outputs)
+                for w in m.workloads
+                for r in w.metrics
+                if r.outputs and r.outputs.startswith("differ")
+            ]
+            if differ:
+                name, why = differ[0]
+                result.fail(
+                    GradeStatus.FAILED_EQUIVALENCE,
+                    f"the timed runs' results differ from the baseline's on "
+                    f"{'the workload' if name == 'workload' else 'a hidden workload'}: {why}",
+                )
+                return
             say(f"measured: {m.speedup:.3f}x [{m.ci[0]:.3f}, {m.ci[1]:.3f}] {m.verdict}")
         if opts.hotspots and visible.kind == "file":
             report = profile_hotspots(cand, visible, limits=_with(cand.limits, timeout))
