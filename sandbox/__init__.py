@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sandbox.base import Sandbox
-from sandbox.errors import SandboxError
+from sandbox.base import Sandbox, SealedError
+from sandbox.errors import SandboxError, UserError
 from sandbox.models import Limits, RunResult, Source, Status
 
 Backend = Literal["auto", "docker", "local"]
@@ -21,8 +21,10 @@ __all__ = [
     "RunResult",
     "Sandbox",
     "SandboxError",
+    "SealedError",
     "Source",
     "Status",
+    "UserError",
     "open_sandbox",
 ]
 
