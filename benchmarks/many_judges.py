@@ -53,6 +53,7 @@ import docker.errors
 from rich.console import Console
 from rich.table import Table
 
+from sandbox.docker_sandbox import _alive  # the sweep's own test of an owner
 from sandbox.engine import LABEL, available, client
 
 OWNER = f"{LABEL}.owner"
@@ -163,16 +164,6 @@ def owner_pid(item: dict) -> int | None:
     return int(pid) if host == socket.gethostname() and pid.isdigit() else None
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def classify(items: list[dict], ours: set[int], before: set[str]) -> dict[str, list[dict]]:
     """Split labelled items into leftovers (ours, or of a dead owner), cache and others'."""
     out: dict[str, list[dict]] = {"leftover": [], "cache": [], "foreign": []}
@@ -182,7 +173,7 @@ def classify(items: list[dict], ours: set[int], before: set[str]) -> dict[str, l
             out["cache"].append(item)  # an env layer: tagged, kept on purpose
         elif pid is not None and pid in ours:
             out["leftover"].append(item)
-        elif pid is not None and alive(pid) or item["id"] in before:
+        elif pid is not None and _alive(pid) or item["id"] in before:
             out["foreign"].append(item)  # a live process we did not start, or there before
         else:
             out["leftover"].append(item)  # dead owner, no owner, or another host's
@@ -416,7 +407,7 @@ def main() -> None:
     if not available():
         sys.exit("no Docker engine answers: this benchmark needs one")
     rec = Record()
-    before = {i["id"] for i in labelled() if owner_pid(i) is None or alive(owner_pid(i))}
+    before = {i["id"] for i in labelled() if owner_pid(i) is None or _alive(owner_pid(i))}
     with tempfile.TemporaryDirectory(prefix="many-judges-") as tmp:
         repo = make_repo(Path(tmp))
         if args.race:
