@@ -52,11 +52,16 @@ from optimizer import (  # noqa: E402
     bench_cmd,
     ci_cmd,
     grade_cmd,
+    run_cmd,
     sandbox_cmd,
     score_cmd,
+    show_cmd,
     tasks_cmd,
 )
 
+run_cmd.register(app)
+show_cmd.register(app)
+run_cmd.register_demo(app)
 sandbox_cmd.register(sandbox_app)
 score_cmd.register(app)
 bench_cmd.register(app)

@@ -151,6 +151,11 @@ class GradeOptions(BaseModel):
     budget_s: float = Field(90.0, gt=0, description="Time budget per workload and metric.")
     hotspots: bool = False
     image: str | None = None
+    tests: bool = Field(
+        True,
+        description="Run the test contract. Off only to re-measure a patch whose tests already "
+        "passed in this session (`optimizer run`'s later cascade stages).",
+    )
 
 
 class Progress(Protocol):

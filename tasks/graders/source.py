@@ -62,7 +62,7 @@ HIDDEN_DIR = ".optimizer/hidden"
 #: Verdicts from worst to best: the measurement over several workloads is the worst one.
 _RANK = ["slower", "same", "inconclusive", "faster"]
 #: Variables every run of a grade gets: no user site-packages, no test options from outside.
-_RUN_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_ADDOPTS": "", "PYTHONDONTWRITEBYTECODE": "1"}
+RUN_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_ADDOPTS": "", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @dataclass
@@ -89,7 +89,7 @@ def grade_source(
         log=lambda _m: None,
     )  # fmt: skip
     limits = Limits(memory_mb=task.limits.memory_mb, pids=task.limits.pids)
-    env = {**_RUN_ENV, **task.setup.env}
+    env = {**RUN_ENV, **task.setup.env}
     cand_src = Source(repo=base_src.repo, rev=base_src.rev, patch=candidate.patch or None)
     with contextlib.ExitStack() as stack:
         try:
@@ -131,7 +131,9 @@ def grade_source(
             result.fail(GradeStatus.ERROR, ref.error)
             return
         result.base_tests = ref.tests
-        if task.tests:
+        if task.tests and not opts.tests:
+            say("tests: not run again (they passed for this patch in an earlier stage)")
+        elif task.tests:
             if not _tests_pass(task, cand, env, limits, ref, result):
                 return
             assert result.tests is not None
