@@ -8,6 +8,7 @@ in :func:`execute`, which never leaves the run directory in a state ``--resume``
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,9 @@ def load_task(spec: RunSpec) -> Task:
             "nothing to optimize",
             "pass REPO --workload FILE --tests CMD, or --task SUITE/ID, or --resume RUN_DIR",
         )
-    metric = spec.settings.metric or "wall"
+    # instruction counts rank (they do not move with load) and wall time confirms, where
+    # valgrind is there to count them
+    metric = spec.settings.metric or ("both" if shutil.which("valgrind") else "wall")
     return repo_task(
         Path(spec.repo),
         workload=spec.workload,
@@ -153,6 +156,9 @@ def execute(spec: RunSpec, task: Task, model: Model | None, run: rd.RunDir, ui: 
     if spec.replay:
         search.replay_calls = _replayed(Path(spec.replay))
     src = search.base_source
+    metric = spec.settings.metric or task.workload.metric
+    ui.say(f"optimizing {task.id} at {_sha(src.repo, src.rev)[:12]}: metric {metric}, "
+           f"sandbox {spec.settings.backend}, run {run.run_id}")  # fmt: skip
     try:
         cands = search.manual(spec.candidate) if spec.candidate is not None else search.run()
         best = win.choose(cands, search.accepted)

@@ -308,13 +308,18 @@ class Search:
                 on_event=lambda ev: self._tool_event(thread, cid, ev),
                 should_stop=self.stop_reason,
             )
-            feedback = self._feedback(parent)
+            hints = "\n\n".join(f"A hint from the person running this: {h}" for h in self.hints)
+            if parent is None:
+                task, extra = self.task.prompt, {"hotspots": hotspots, "idea": idea}
+            else:  # refine: the working copy already holds the parent's patch
+                hot = (parent.grade.get("artifacts") or {}).get("hotspots") or hotspots
+                task = render(
+                    self.prompts.refine, task=self.task.prompt, hotspots=hot,
+                    parent_diff=parent.patch, feedback=describe(parent).split("The diff was:")[0],
+                )  # fmt: skip
+                extra = {"hotspots": "", "idea": ""}
             result: AgentResult = agent.run(
-                self.task.prompt,
-                hotspots=hotspots,
-                idea=idea,
-                feedback=feedback,
-                protected=self.task.protected_paths(),
+                task, feedback=hints, protected=self.task.protected_paths(), **extra
             )
         if result.exit in ("interrupted", "max-cost", "max-steps", "max-wall"):
             raise Stop(result.exit)
@@ -427,16 +432,6 @@ class Search:
                 cand.rejected = True
             else:
                 self.accepted = cand.id
-
-    def _feedback(self, parent: Graded | None) -> str:
-        lines = []
-        if parent is not None:
-            lines.append(describe(parent))
-            hot = (parent.grade.get("artifacts") or {}).get("hotspots")
-            if hot:
-                lines.append(f"Hotspots of that candidate:\n{hot}")
-        lines += [f"A hint from the person running this: {h}" for h in self.hints]
-        return "\n\n".join(lines)
 
     def _limits(self) -> Limits:
         return Limits(

@@ -16,14 +16,14 @@ SESSION = Path(__file__).resolve().parents[1] / "optimizer" / "demo" / "session.
 
 IDEAS = [
     {
-        "title": "Count in one pass",
-        "rationale": "word_counts rescans the text once per "
-        "distinct word (quadratic); one pass with a dict is linear",
+        "title": "Cheaper normalize",
+        "rationale": "normalize() is called for every word on every scan",
         "where": "textstats/core.py",
     },
     {
-        "title": "Skip normalize for plain words",
-        "rationale": "normalize() is called for every word on every scan",
+        "title": "Count in one pass",
+        "rationale": "word_counts rescans the text once per distinct word (quadratic); "
+        "one pass with a dict is linear",
         "where": "textstats/core.py",
     },
 ]

@@ -449,3 +449,19 @@ def test_parallel_agents_each_make_a_candidate(repo, tmp_path):
     assert sorted(c["id"] for c in of(run, "candidate")) == ["c1", "c2"]
     assert {c["agent_exit"] for c in of(run, "candidate")} == {"submitted"}
     assert len(branches(repo)) == 1
+
+
+def test_a_refinement_round_starts_from_the_graded_parent(repo, tmp_path):
+    runs = tmp_path / "runs"
+    script = agent(FAST) + agent(USELESS_UNIQUE)
+    with ScriptedServer(script) as srv:
+        done = optimizer(*run_args(repo, srv, runs, "--candidates", "1"), "--rounds", "1",
+                         "--top", "1", "--no-minimize")  # fmt: skip
+        first_of_refine = json.dumps(srv.requests[2]["messages"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "counts.get(word, 0) + 1" in first_of_refine  # the parent's diff
+    assert "faster" in first_of_refine  # and how the judge saw it
+    cands = {c["id"]: c for c in of(run_dir(runs), "candidate")}
+    assert cands["r1-c1"]["parent"] == "c1"
+    refined = cands["r1-c1"]["patch"]
+    assert "counts.get(word, 0) + 1" in refined and "setdefault" in refined
