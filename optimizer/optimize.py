@@ -42,6 +42,9 @@ class RunSpec(BaseModel):
     pip: list[str] | None = None
     install: list[str] = Field(default_factory=list)
     protect: list[str] = Field(default_factory=list)
+    hidden: list[str] = Field(
+        default_factory=list, description="Hidden workload files, outside the repository."
+    )
     candidate: str | None = Field(None, description="--candidate: the person's patch text.")
     model: str = "none"
     base_url: str | None = None
@@ -92,6 +95,7 @@ def load_task(spec: RunSpec) -> Task:
         pip=spec.pip,
         install=spec.install,
         protect=spec.protect or None,
+        hidden=spec.hidden,
     )
 
 

@@ -131,6 +131,11 @@ def register(app: typer.Typer) -> None:
         pip: list[str] | None = typer.Option(None, "--pip", help="A requirement (repeatable)."),
         install: list[str] | None = typer.Option(None, "--install", help="A setup command."),
         protect: list[str] | None = typer.Option(None, "--protect", help="A protected path."),
+        hidden: list[str] | None = typer.Option(
+            None,
+            "--hidden-workload",
+            help="A workload file outside the repo, timed too but never shown to the agent.",
+        ),  # fmt: skip
         prompts: Path | None = typer.Option(None, "--prompts", help="A YAML of prompt overrides."),
         no_commit: bool = typer.Option(False, "--no-commit", help="Write the patch only."),
         branch: str | None = typer.Option(None, "--branch", help="Default: optimizer/<run-id>."),
@@ -179,6 +184,7 @@ def register(app: typer.Typer) -> None:
                     pip=pip or None,
                     install=install or [],
                     protect=protect or [],
+                    hidden=hidden or [],
                     model=model or "none",
                     base_url=base_url,
                     replay=str(replay) if replay else None,

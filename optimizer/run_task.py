@@ -84,6 +84,7 @@ def repo_task(
     pip: list[str] | None = None,
     install: list[str] | None = None,
     protect: list[str] | None = None,
+    hidden: list[str] | None = None,
     prompt: str = "",
 ) -> Task:
     """An in-memory repo task for ``repo`` at ``base``.
@@ -114,6 +115,7 @@ def repo_task(
         )
     else:
         spec["command"] = workload
+    spec["hidden"] = [_hidden(root, path) for path in hidden or []]
     protected = list(protect or [d for d in TEST_DIRS if _tracked(root, sha, d.rstrip("/"))])
     data: dict[str, object] = {
         "id": re.sub(r"[^A-Za-z0-9_.\-]+", "-", root.name).strip("-.") or "repo",
@@ -132,6 +134,24 @@ def repo_task(
         data["tests"] = {"command": tests_with_junit(tests), "protected": protected}
     task = Task.model_validate(data)
     return task.model_copy(update={"root": root})
+
+
+def _hidden(root: Path, path: str) -> dict[str, str]:
+    """A hidden workload: a file OUTSIDE the repository (the agent never sees it), timed beside
+    the visible one, so a candidate fast only on the visible input is not faster."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise UserError(f"--hidden-workload {path} does not exist", "pass a Python file path")
+    if file.is_relative_to(root):
+        raise UserError(
+            f"--hidden-workload {path} is inside the repository, where the agent can read it",
+            "keep hidden workloads outside the repository",
+        )
+    if not _defines_workload(file.read_text(errors="replace")):
+        raise UserError(f"--hidden-workload {path} defines no workload() function",
+                        "define workload() (and optionally setup()) in it")  # fmt: skip
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", file.stem).strip("-.") or "hidden"
+    return {"name": name, "script": str(file)}
 
 
 def _default_prompt(name: str, workload: str, protected: list[str]) -> str:

@@ -465,3 +465,37 @@ def test_a_refinement_round_starts_from_the_graded_parent(repo, tmp_path):
     assert cands["r1-c1"]["parent"] == "c1"
     refined = cands["r1-c1"]["patch"]
     assert "counts.get(word, 0) + 1" in refined and "setdefault" in refined
+
+
+def test_a_fast_path_for_the_visible_input_alone_is_not_committed(repo, tmp_path):
+    """With a hidden workload (outside the repo, never shown to the agent), a candidate that
+    is fast only on the shape of the visible input is not faster overall."""
+    hidden = tmp_path / "hidden_words.py"
+    hidden.write_text(
+        "import random\nfrom textstats import word_counts\nTEXT = ''\n\n\ndef setup():\n"
+        "    global TEXT\n    rng = random.Random(1)\n"
+        "    TEXT = ' '.join(f'w{rng.randrange(150)}' for _ in range(2000))\n\n\n"
+        "def workload():\n    return word_counts(TEXT)\n"
+    )
+    fast_path = call("edit", path=CORE, search=OLD_COUNTS, replace="""\
+    counts: dict[str, int] = {}
+    if text.startswith("Word"):
+        for raw in text.split():
+            word = normalize(raw)
+            if word:
+                counts[word] = counts.get(word, 0) + 1
+        return counts
+    for word in unique_words(text):
+        counts[word] = sum(1 for raw in text.split() if normalize(raw) == word)
+    return counts""")  # fmt: skip
+    runs = tmp_path / "runs"
+    with ScriptedServer(agent(fast_path)) as srv:
+        done = optimizer(*run_args(repo, srv, runs, "--candidates", "1"),
+                         "--hidden-workload", str(hidden))  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    full = next(g for g in of(run_dir(runs), "grade") if g["stage"] == "full")
+    verdicts = {w["name"]: w["verdict"] for w in full["grade"]["measurement"]["workloads"]}
+    assert verdicts["workload"] == "faster" and verdicts["hidden_words"] != "faster", verdicts
+    assert branches(repo) == []
+    prompts = json.dumps(srv.requests)
+    assert "hidden_words" not in prompts and "w149" not in prompts  # never shown
