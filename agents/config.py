@@ -46,6 +46,9 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     seed: int | None = None
+    max_tokens: int | None = Field(
+        None, gt=0, description="Cap on each reply's tokens (None: the server's default)."
+    )
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
     backoff_s: float = Field(0.5, ge=0)  # base of the exponential backoff between retries

@@ -122,6 +122,8 @@ class OpenAIModel:
         request: dict[str, Any] = {"model": self.name, "temperature": self.config.temperature}
         if self.config.seed is not None:
             request["seed"] = self.config.seed
+        if self.config.max_tokens is not None:
+            request["max_tokens"] = self.config.max_tokens
         if self.mode == "tools":
             request["messages"] = messages
             if tools:
