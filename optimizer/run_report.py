@@ -453,7 +453,10 @@ def print_show(state: RunState, console: Console) -> None:
         table.add_column(col, justify="right" if col in _NUMERIC else "left")
     for row in summary_rows(state):
         style = "bold green" if row.winner else ""
-        table.add_row(*(Text(c) for c in row.cells()), style=style)
+        cells = row.cells()
+        idea = cells[COLUMNS.index("Idea")]
+        cells[COLUMNS.index("Idea")] = idea if len(idea) <= 32 else idea[:31] + "…"
+        table.add_row(*(Text(c) for c in cells), style=style)
     console.print(table)
     for label, value in facts(state):
         console.print(Text.assemble((f"{label}: ", "dim"), value))
