@@ -77,7 +77,7 @@ class LiveUI(UI):
             self.live.stop()
         self.console.rule(f"candidate {cand.id}")
         self.console.print(escape(cand.patch[:4000] or "(no change)"), highlight=False)
-        self.console.print(escape(describe(cand).split("The diff was:")[0]))
+        self.console.print(escape(describe(cand)))
         hot = (cand.grade.get("artifacts") or {}).get("hotspots")
         if hot:
             self.console.print(escape(hot[:1500]))

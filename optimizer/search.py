@@ -33,7 +33,16 @@ from pydantic import BaseModel, Field
 
 from agents.agent import AgentConfig, ToolAgent
 from agents.prompts import Prompts, render
-from agents.protocols import AgentResult, Model, ModelError, ModelReply
+from agents.protocols import (
+    AgentResult,
+    CostLimit,
+    FormatErrorLimit,
+    Model,
+    ModelError,
+    ModelReply,
+    StepLimit,
+    Submitted,
+)
 from agents.replay import reply_from_json, reply_to_json, request_sha
 from agents.workspace import Workspace
 from optimizer import rundir as rd
@@ -238,7 +247,6 @@ class Search:
                     report = profile_hotspots(sb, self.workload, limits=self._limits())
                 text = report.text()
             except (ProfileError, UserError) as exc:
-                text = ""
                 self.ui.say(f"no hotspot profile: {getattr(exc, 'cause', exc)}")
         self.run_dir.write_text("hotspots.txt", text)
         return text
@@ -263,7 +271,7 @@ class Search:
     ) -> Graded:
         """Make (or reuse) one candidate and grade it through the cascade."""
         made = self.state.candidates.get(cid)
-        if made is None or made.agent_exit not in ("submitted", "manual", *_FINISHED):
+        if made is None or made.agent_exit not in _FINISHED:
             made = self._make(cid, self._thread(cid, made), idea, hotspots, parent)
         cand = Graded(id=cid, patch=made.patch, idea=idea, parent=made.parent)
         if not cand.patch.strip():
@@ -315,7 +323,7 @@ class Search:
                 hot = (parent.grade.get("artifacts") or {}).get("hotspots") or hotspots
                 task = render(
                     self.prompts.refine, task=self.task.prompt, hotspots=hot,
-                    parent_diff=parent.patch, feedback=describe(parent).split("The diff was:")[0],
+                    parent_diff=parent.patch, feedback=describe(parent),
                 )  # fmt: skip
                 extra = {"hotspots": "", "idea": ""}
             result: AgentResult = agent.run(
@@ -546,9 +554,9 @@ class ThreadModel:
 
 
 #: A candidate made by an agent that ran out of format retries: the model, not the code.
-FormatErrorExit = "too many malformed replies"
+FormatErrorExit = FormatErrorLimit.reason
 #: Agent exits that finish a candidate (its patch is graded as it is).
-_FINISHED = ("step limit", "cost limit")
+_FINISHED = (Submitted.reason, StepLimit.reason, CostLimit.reason, "manual")
 
 
 def _attempt(thread: str) -> int:
@@ -578,7 +586,7 @@ def describe(c: Graded) -> str:
     lo, hi = m["ci"]
     return (
         f"{head}: correct, {m['speedup']:.3f}x [{lo:.3f}, {hi:.3f}] on {m['metric']} "
-        f"({m['verdict']}, {c.stage} measurement). The diff was:\n{c.patch[:3000]}"
+        f"({m['verdict']}, {c.stage} measurement)."
     )
 
 
@@ -610,4 +618,4 @@ def parse_ideas(reply: ModelReply) -> list[str]:
     return []
 
 
-__all__ = ["Graded", "Search", "SearchSettings", "Stop", "UI", "best", "describe", "reply_to_json"]
+__all__ = ["Graded", "Search", "SearchSettings", "Stop", "UI", "best", "describe"]

@@ -22,7 +22,6 @@ from optimizer.patches import diff_stats, split_hunks
 from optimizer.scoring.speed import speedup_ratio
 from optimizer.search import Graded, Search
 from optimizer.vcs import commit_message, commit_patch
-from tasks.grade import Grade
 
 #: Instruction counts give point intervals: a reduced patch whose count moves by less than
 #: this share (a shorter module compiles faster or slower) still holds the gain.
@@ -189,4 +188,4 @@ def commit(
     return sha
 
 
-__all__ = ["Grade", "Winner", "choose", "commit", "message", "settle"]
+__all__ = ["Winner", "choose", "commit", "message", "settle"]
