@@ -319,6 +319,10 @@ def sweep_stale() -> int:
 
     Listing uses the engine's plain list calls (labels come with the list), never a
     per-item inspect that a concurrent removal could turn into NotFound.
+
+    A container inherits its image's labels, and env images older than the fix below carry
+    their builder's ``BUILD_LABEL``: a sandbox container (it has ``LABEL``) is judged by its
+    own owner only, never by the process that once built its image.
     """
     host = socket.gethostname()
     api = client().api
@@ -336,7 +340,10 @@ def sweep_stale() -> int:
         except docker.errors.APIError:
             continue
         for item in items:
-            if not _dead(((item.get("Labels") or {}).get(key) or ""), host):
+            labels = item.get("Labels") or {}
+            if key == BUILD_LABEL and LABEL in labels:
+                continue  # a sandbox's container, made from an env image: not a build
+            if not _dead(labels.get(key) or "", host):
                 continue
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 if kind == "c":

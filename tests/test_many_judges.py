@@ -199,3 +199,41 @@ def test_sweep_survives_items_vanishing_under_it(docker_image: str) -> None:
     assert sweep_errors == [], f"sweep_stale raised {len(sweep_errors)} of {sweeps[0]} times"
     if not plain_errors:
         pytest.skip(f"the race was not reproduced in {RACE_S} s: the sweep ran but proves little")
+
+
+@pytest.mark.docker
+def test_a_sandbox_on_an_env_image_whose_builder_ended_survives_the_sweep(
+    docker_image: str, make_repo: Callable[..., Path]
+) -> None:
+    """A container inherits its image's labels, and an env image carries the build label of
+    the process that built it. Once that process had ended, the sweep took a live sandbox's
+    container made from such an image (the holder that copies the source in) for a build
+    left behind and removed it mid-use: "cannot commit container which is Dead", "no such
+    container". A live owner's container must survive, whoever built its image, and a
+    whole sandbox on such an image must work across sweeps."""
+    from sandbox import Source, open_sandbox
+    from sandbox.docker_sandbox import sweep_stale
+    from sandbox.engine import BUILD_LABEL
+
+    c = client()
+    # An env image as build_env commits it: the builder's label, here a dead process's.
+    builder = c.containers.create(docker_image, ["true"], labels={BUILD_LABEL: _owner(DEAD_PID)})
+    tag = uuid.uuid4().hex[:12]  # tagged, as env images are: a sandbox's close never prunes it
+    env_image = f"optimizer-test-env:{tag}"
+    builder.commit("optimizer-test-env", tag, changes=["WORKDIR /work"])
+    builder.remove(force=True)
+    live = {LABEL: uuid.uuid4().hex[:12], f"{LABEL}.owner": _owner(os.getpid())}
+    holder = c.containers.create(env_image, ["true"], labels=live)  # as DockerSandbox does
+    try:
+        assert holder.labels.get(BUILD_LABEL) == _owner(DEAD_PID)  # inherited from the image
+        sweep_stale()
+        assert _exists("container", holder.id), "the sweep removed a live sandbox's container"
+        repo = make_repo({"a.txt": "kept\n"})
+        with open_sandbox(Source(repo=repo, rev="HEAD"), "docker", image=env_image) as sb:
+            sb.run("echo more >> a.txt")  # committed as the next instance (not sealed)
+            sweep_stale()
+            done = sb.run("cat a.txt")
+            assert done.ok and done.stdout == "kept\nmore\n", done.reason
+    finally:
+        holder.remove(force=True)
+        c.images.remove(env_image, force=True)
