@@ -164,14 +164,24 @@ class Workspace:
         limits: Limits | None = None,
         observation_chars: int = 6000,
         workload_file: bytes | None = None,
+        install: Sequence[str] = (),
+        tests_env: dict[str, str] | None = None,
+        files: dict[str, bytes] | None = None,
     ) -> None:
         """``workload_file`` holds the workload's source when it lives outside the repository
-        (it is then copied into each sandbox, as ``profilers.install`` does)."""
+        (it is then copied into each sandbox, as ``profilers.install`` does); ``install`` are
+        the task's commands run in each sandbox after the patch applies (the judge runs them
+        too), such as installing the package under test; ``files`` go into each sandbox
+        before them (the test runner's harness files), and ``tests_env`` is what the test
+        command runs with (default: ``env``)."""
+        self.install = list(install)
+        self.files = dict(files or {})
         self.source = source
         self.tests_command = tests_command
         self.workload = workload
         self.workload_file = workload_file
         self.env = dict(env or {})
+        self.tests_env = dict(tests_env if tests_env is not None else self.env)
         self.protected = list(protected)
         if workload.kind == "file" and workload_file is None:
             self.protected.append(workload.target)
@@ -422,7 +432,16 @@ class Workspace:
     def _sandbox(self, patch: str | None) -> Sandbox:
         """A fresh sandbox copy of the base plus ``patch``, from the private clone."""
         src = Source(repo=self.root, rev=self.base_sha, patch=patch)
-        return open_sandbox(src, self.backend, limits=self.limits, image=self.image)
+        sb = open_sandbox(src, self.backend, limits=self.limits, image=self.image)
+        if self.files:
+            sb.write_files(self.files)
+        for command in self.install:
+            run = sb.run(command, env=self.env)
+            if not run.ok:
+                sb.close()
+                tail = truncate((run.stderr or run.stdout).strip(), 1500)
+                raise UserError(f"the install command `{command}` failed ({run.reason}): {tail}")
+        return sb
 
     def run_tests(self) -> str:
         """Run the test command on the current code; its exit status and output tail."""
@@ -431,7 +450,7 @@ class Workspace:
         command = self.tests_command.replace("{junit}", JUNIT_PATH)
         try:
             with self._sandbox(self.diff() or None) as sb:
-                run = sb.run(command, env=self.env, collect=[JUNIT_PATH])
+                run = sb.run(command, env=self.tests_env, collect=[JUNIT_PATH])
         except UserError as exc:
             return f"the tests could not start: {exc}"
         verdict = "PASSED" if run.ok else f"FAILED ({run.reason or run.status.value})"
@@ -476,7 +495,7 @@ class Workspace:
         try:
             with self._sandbox(self.diff() or None) as sb:
                 target = install(sb, self.workload, self.workload_file)
-                report = profile_hotspots(sb, target, limits=self.limits)
+                report = profile_hotspots(sb, target, limits=self.limits, env=self.env)
         except (ProfileError, UserError) as exc:
             return f"the workload crashed under the profiler: {_why(exc)}"
         return hotspot_table(report)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optimizer.bench import BenchConfig, BenchRecord, MetricChoice, run_bench, write_record
+from optimizer.console import table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from profilers.compare import Region
@@ -154,9 +155,7 @@ def register(app: typer.Typer) -> None:
         err = Console(stderr=True, highlight=False)
         with err.status("benchmarking...") as status:
             record = run_bench(cfg, progress=lambda msg: status.update(msg))
-        out = Console(highlight=False)
-        if not out.is_terminal:
-            out = Console(highlight=False, width=110)
+        out = table_console(110)
         render(record, out)
         if json_path is not None:
             write_record(record, json_path)

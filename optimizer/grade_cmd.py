@@ -20,6 +20,7 @@ from profilers.compare import MetricChoice
 from sandbox import Backend
 from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import TASK_FILE, Task
+from tasks.source import expert_patch, with_repo
 from tasks.suite import find_task, load_suite
 
 out = Console(highlight=False)
@@ -109,6 +110,12 @@ def register(app: typer.Typer) -> None:
         ),
         no_measure: bool = typer.Option(False, "--no-measure", help="Correctness only."),
         json_path: Path | None = typer.Option(None, "--json", help="Write the Grade here."),
+        expert: bool = typer.Option(
+            False, "--expert", help="Grade the task's expert (its patch, or its commit's diff)."
+        ),
+        repo: Path | None = typer.Option(
+            None, "--repo", help="A git clone to use as the task's source, at its commit."
+        ),
     ) -> None:
         """Grade a patch on one task: apply, guard, tests, checks, timing, verdict.
 
@@ -118,13 +125,24 @@ def register(app: typer.Typer) -> None:
             raise UserError(
                 f"--json {json_path}: the folder does not exist", "create it, or pick another path"
             )
+        if expert and patch is not None:
+            raise UserError("--expert and --patch both name the candidate", "pass one of them")
         task = resolve_target(target)
-        candidate = Candidate(patch=read_patch(patch), agent="manual")
+        if repo is not None:
+            task = with_repo(task, repo)
+        if expert:
+            text = expert_patch(task)
+            if not text:
+                raise UserError(f"task {task.id} has no expert", "pass --patch FILE instead")
+            candidate = Candidate(patch=text, agent="expert")
+        else:
+            candidate = Candidate(patch=read_patch(patch), agent="manual")
         opts = GradeOptions(
             backend=sandbox, metric=metric, repeats=repeats, budget_s=budget,
             measure=not no_measure,
         )  # fmt: skip
-        what = "a no-op candidate" if not candidate.patch else f"patch {patch}"
+        what = "the expert" if expert else f"patch {patch}" if candidate.patch else ""
+        what = what or "a no-op candidate"
         out.print(f"grading {escape(what)} on {task.id} ({task.kind.value})")
         result = grade(task, candidate, opts, progress=lambda s: out.print(f"  {escape(s)}"))
         render(result)

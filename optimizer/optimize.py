@@ -25,7 +25,7 @@ from optimizer.run_task import repo_task
 from optimizer.search import UI, Search, SearchSettings, Stop
 from tasks.importers.common import cache_root
 from tasks.model import Task
-from tasks.source import task_source
+from tasks.source import task_source, with_repo
 
 #: Exit codes of `optimizer run`.
 EXIT_COMMITTED, EXIT_NO_WINNER, EXIT_USER, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -35,7 +35,9 @@ class RunSpec(BaseModel):
     """What a run optimizes and how: everything ``--resume`` needs to carry on."""
 
     target: str | None = Field(None, description="SUITE/ID for --task runs.")
-    repo: str | None = None
+    repo: str | None = Field(
+        None, description="REPO: the repository to optimize, or with --task the task's source."
+    )
     workload: str | None = None
     tests: str | None = None
     base: str = "HEAD"
@@ -77,7 +79,9 @@ def load_task(spec: RunSpec) -> Task:
     if spec.target:
         from optimizer.grade_cmd import resolve_target
 
-        return resolve_target(spec.target)
+        task = resolve_target(spec.target)
+        # REPO beside --task: a local clone of the task's source (its winner branch lands there)
+        return with_repo(task, Path(spec.repo)) if spec.repo else task
     if not spec.repo or not spec.workload:
         raise UserError(
             "nothing to optimize",

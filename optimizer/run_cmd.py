@@ -90,7 +90,9 @@ def report(outcome: Outcome) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
-        repo: Path | None = typer.Argument(None, help="The git repository to optimize."),
+        repo: Path | None = typer.Argument(
+            None, help="The git repository to optimize (with --task: a clone of its source)."
+        ),
         workload: str | None = typer.Option(
             None,
             "--workload",
@@ -160,7 +162,7 @@ def register(app: typer.Typer) -> None:
                         "nothing to optimize",
                         "pass REPO --workload FILE --tests CMD, or --task SUITE/ID",
                     )
-                if repo is not None and not workload:
+                if repo is not None and task is None and not workload:
                     raise UserError("no workload given", "pass --workload FILE (or a command)")
                 settings = SearchSettings(
                     candidates=candidates,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from optimizer.errors import UserError
 from tasks.model import Kind, Task
+from tasks.source import repo_root, resolve_commit
 
 #: Directories that hold tests by convention: protected unless the user names others.
 TEST_DIRS = ("tests/", "test/", "testing/")
@@ -27,19 +28,13 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def resolve_repo(repo: Path, rev: str) -> tuple[Path, str]:
     """The repository's top level and the full sha of ``rev``; one-line errors otherwise."""
-    repo = repo.expanduser().resolve()
-    if not repo.is_dir():
-        raise UserError(f"{repo} is not a directory", "pass the path of a git repository")
-    top = _git(repo, "rev-parse", "--show-toplevel")
-    if top.returncode:
-        raise UserError(f"{repo} is not a git repository", "run `git init` and commit the code")
-    root = Path(top.stdout.strip())
-    sha = _git(root, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
-    if sha.returncode:
+    root = repo_root(repo)
+    sha = resolve_commit(root, rev)
+    if sha is None:
         raise UserError(
             f"{rev!r} is not a commit in {root}", "commit your code, or pass --base REV"
         )
-    return root, sha.stdout.strip()
+    return root, sha
 
 
 def _tracked(root: Path, sha: str, rel: str) -> bool:

@@ -13,7 +13,7 @@ from rich.table import Table
 from optimizer.errors import UserError
 from sandbox import Backend, Limits, Source, Status, open_sandbox
 from sandbox.doctor import checks
-from sandbox.images import build_base
+from sandbox.images import SUITE, SUITES, build_base, suite_for
 
 out = Console(highlight=False)
 
@@ -22,10 +22,17 @@ BACKEND_HELP = "Where candidate code runs: docker (isolated), local (a subproces
 
 def build(
     force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    python: str | None = typer.Option(
+        None,
+        "--python",
+        help=f"The base image's Python (a task's setup.python): {', '.join(SUITES.values())}; "
+        f"default {SUITES[SUITE]}.",
+    ),
 ) -> None:
     """Build the sandbox base image offline (mmdebstrap + docker import)."""
-    tag = build_base(force=force, log=lambda msg: out.print(f"[dim]{msg}[/]"))
-    out.print(f"[green]ok[/] base image {tag}")
+    suite = suite_for(python)
+    tag = build_base(suite=suite, force=force, log=lambda msg: out.print(f"[dim]{msg}[/]"))
+    out.print(f"[green]ok[/] base image {tag} (Debian {suite}, Python {SUITES[suite]})")
 
 
 def doctor() -> None:

@@ -7,14 +7,13 @@ this module parses flags and presents the table (and the ``--json`` file).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from optimizer.console import table_console
 from optimizer.errors import UserError
 from optimizer.results import load_results, write_json_atomic
 from optimizer.scoring.report import DEFAULT_PS, METRICS, Cell, ScoreTable, score_results
@@ -102,10 +101,7 @@ def register(app: typer.Typer) -> None:
                 f"cannot write {json_path}: its folder does not exist", "create it, or pick another"
             )
         table = score_results(load_results(results), metric, ks, ps)
-        console = Console()
-        if not console.is_terminal and "COLUMNS" not in os.environ:  # piped: keep columns whole
-            console = Console(width=160)
-        console.print(_render(table, str(results)))
+        table_console().print(_render(table, str(results)))
         if json_path is not None:
             write_json_atomic(
                 json_path,

@@ -50,9 +50,9 @@ from profilers import ProfileError, install, profile_hotspots
 from profilers.compare import MetricChoice
 from sandbox import Backend, Limits, Source, open_sandbox
 from sandbox.errors import UserError
-from sandbox.images import EnvRecipe, image_for
+from tasks import testrun
 from tasks.grade import Candidate, Grade, GradeOptions, grade
-from tasks.graders.source import RUN_ENV, workloads
+from tasks.graders.source import RUN_ENV, task_image, workloads
 from tasks.model import Task
 from tasks.source import task_source
 
@@ -156,13 +156,8 @@ class Search:
         self.replay_calls: dict[str, list[rd.ModelCall]] = {}
         base = task_source(task)
         self.base_source = base
-        self.image = image_for(
-            EnvRecipe(pip=task.setup.pip, apt=task.setup.apt),
-            settings.backend,
-            task.setup.image,
-            log=lambda _m: None,
-        )
-        self.env = {**RUN_ENV, **task.setup.env}
+        self.image = task_image(task, settings.backend)
+        self.env = task.run_env(RUN_ENV)
         self.workload = workloads(task, hidden=False)[0][2]
         self.workload_file = (
             task.file(task.workload.script).read_bytes() if task.workload.script else None
@@ -244,7 +239,12 @@ class Search:
                     self.base_source, self.s.backend, limits=self._limits(), image=self.image
                 ) as sb:
                     install(sb, self.workload, self.workload_file)
-                    report = profile_hotspots(sb, self.workload, limits=self._limits())
+                    for command in self.task.install_commands():
+                        if not (run := sb.run(command, env=self.env)).ok:
+                            raise UserError(f"`{command}` failed on the base: {run.reason}")
+                    report = profile_hotspots(
+                        sb, self.workload, limits=self._limits(), env=self.env
+                    )
                 text = report.text()
             except (ProfileError, UserError) as exc:
                 self.ui.say(f"no hotspot profile: {getattr(exc, 'cause', exc)}")
@@ -299,7 +299,9 @@ class Search:
         started_steps = len(self.state.model_calls.get(thread, []))
         with Workspace(
             source,
-            tests_command=self.task.tests.command if self.task.tests else None,
+            tests_command=testrun.command_for(self.task.tests) if self.task.tests else None,
+            tests_env=testrun.plugin_env(self.env),
+            files=testrun.PLUGIN_FILES,
             workload=self.workload,
             env=self.env,
             protected=self.task.protected_paths(),
@@ -307,6 +309,7 @@ class Search:
             image=self.image,
             limits=self._limits(),
             workload_file=self.workload_file,
+            install=self.task.install_commands(),
         ) as ws:
             agent = ToolAgent(
                 self.model_for(thread),

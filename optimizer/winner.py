@@ -22,6 +22,7 @@ from optimizer.patches import diff_stats, split_hunks
 from optimizer.scoring.speed import speedup_ratio
 from optimizer.search import Graded, Search
 from optimizer.vcs import commit_message, commit_patch
+from tasks.source import expert_patch
 
 #: Instruction counts give point intervals: a reduced patch whose count moves by less than
 #: this share (a shorter module compiles faster or slower) still holds the gain.
@@ -127,10 +128,10 @@ def _stage(search: Search, cid: str, stage: str, patch: str, key: str | None = N
 
 def _expert(search: Search, winner: Winner, say: Callable[[str], None]) -> None:
     """SR against the task's expert patch, measured in the same way (where there is one)."""
-    task = search.task
-    if not task.expert.patch:
+    patch = expert_patch(search.task)
+    if not patch:
         return
-    g = _stage(search, "expert", "expert", task.file(task.expert.patch).read_text())
+    g = _stage(search, "expert", "expert", patch)
     if not _faster(g):
         say(f"the expert patch measured {g['status']} here; SR not computed")
         return

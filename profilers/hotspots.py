@@ -102,9 +102,10 @@ def profile_hotspots(
     python: str = "python3",
     limits: Limits | None = None,
     limit: int = 30,
+    env: dict[str, str] | None = None,
 ) -> HotspotReport:
     """Run ``workload()`` once under cProfile in a fresh process and summarize it."""
-    data = run_harness(sb, "hotspots", workload, python=python, limits=limits)
+    data = run_harness(sb, "hotspots", workload, python=python, limits=limits, env=env)
     rows = data.get("functions")
     if not isinstance(rows, list) or not rows:
         raise ProfileError("garbage: the cProfile result has no functions")

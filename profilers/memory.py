@@ -13,7 +13,12 @@ def from_wall(run: WallRun) -> MemoryReport:
 
 
 def measure_memory(
-    sb: Sandbox, workload: Workload, *, python: str = "python3", limits: Limits | None = None
+    sb: Sandbox,
+    workload: Workload,
+    *,
+    python: str = "python3",
+    limits: Limits | None = None,
+    env: dict[str, str] | None = None,
 ) -> MemoryReport:
     """Peak RSS (KiB) of one fresh process that runs setup() and workload() once."""
-    return from_wall(measure_wall(sb, workload, python=python, limits=limits))
+    return from_wall(measure_wall(sb, workload, python=python, limits=limits, env=env))

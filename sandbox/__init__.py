@@ -38,7 +38,9 @@ def open_sandbox(
 ) -> Sandbox:
     """Make a private copy of ``source`` in the chosen backend.
 
-    ``auto`` picks docker wherever an engine answers, else local.
+    ``auto`` picks docker wherever an engine answers, else local. ``image`` is what
+    :func:`sandbox.images.image_for` returned: a Docker image for the docker backend, the
+    path of the recipe's virtualenv for the local one (which ignores an image tag).
     """
     from sandbox import engine
 
@@ -50,4 +52,4 @@ def open_sandbox(
         return DockerSandbox(source, limits, image=image)
     from sandbox.local_sandbox import LocalSandbox
 
-    return LocalSandbox(source, limits)
+    return LocalSandbox(source, limits, venv=image)

@@ -14,6 +14,8 @@ from sandbox.models import Limits, RunResult, Source, Status
 #: What a command may be: a shell string, or an argv list run without a shell.
 Command = str | Sequence[str]
 
+#: In a run's variables, the work directory's absolute path (it differs between sandboxes).
+WORKDIR = "{workdir}"
 #: Lines in stderr by which a program says it ran out of memory.
 _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
@@ -72,7 +74,8 @@ class Sandbox(ABC):
         """
         paths = [relative(p) for p in collect]
         extra = {relative(k): v for k, v in (files or {}).items()}
-        return self._execute(argv(cmd), limits or self.limits, dict(env or {}), paths, stdin, extra)
+        env = {k: v.replace(WORKDIR, self.workdir) for k, v in (env or {}).items()}
+        return self._execute(argv(cmd), limits or self.limits, env, paths, stdin, extra)
 
     def seal(self) -> None:
         """Fix the tree as it is now: from here on every run starts from this state."""

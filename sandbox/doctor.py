@@ -67,7 +67,7 @@ def _gpu() -> Check:
 
 def checks() -> list[Check]:
     """Every check, in the order a user fixes them."""
-    from sandbox.images import base_tag, image_exists
+    from sandbox.images import SUITE, SUITES, base_tag, image_exists
 
     result = []
     try:
@@ -81,6 +81,20 @@ def checks() -> list[Check]:
                 ok=built,
                 detail=tag if built else f"{tag} is not built",
                 fix="" if built else "optimizer sandbox build",
+            )
+        )
+        others = {v: image_exists(base_tag(s)) for s, v in SUITES.items() if s != SUITE}
+        missing = [v for v, ok in others.items() if not ok]
+        result.append(
+            Check(
+                name="other Pythons",
+                ok=not missing,
+                detail="; ".join(
+                    f"{v}: {'built' if ok else 'not built'}" for v, ok in others.items()
+                )
+                + " (for a task's setup.python)",
+                fix=" / ".join(f"optimizer sandbox build --python {v}" for v in missing),
+                required=False,
             )
         )
     except SandboxError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -24,7 +25,12 @@ from pydantic import BaseModel, Field
 from sandbox.engine import BUILD_LABEL, OWNER, client
 from sandbox.errors import SandboxError
 
+#: The default Debian suite of the base image.
 SUITE = "bookworm"
+#: The CPython each Debian stable suite carries as ``python3`` (checked on the mirror:
+#: bullseye 3.9.2, bookworm 3.11.2, trixie 3.13.5), with python3-pip, python3-venv and
+#: valgrind under those names. Testing and sid move, so they are not offered.
+SUITES = {"bullseye": "3.9", "bookworm": "3.11", "trixie": "3.13"}
 BASE_REPO = "optimizer-base"
 ENV_REPO = "optimizer-env"
 SANDBOX_UID = 1000
@@ -38,6 +44,14 @@ BASE_PACKAGES = (
     "procps",
     "valgrind",
 )
+
+
+def base_packages(suite: str = SUITE) -> tuple[str, ...]:
+    """The packages of the base on ``suite``: from trixie on, ``login`` is no longer essential
+    and ``useradd`` (package passwd) must be asked for; the default suite's list is as ever."""
+    return BASE_PACKAGES if suite == SUITE else (*BASE_PACKAGES, "passwd")
+
+
 _HOOKS = (
     'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
     f'chroot "$1" useradd --uid {SANDBOX_UID} --create-home --shell /bin/sh sandbox',
@@ -51,6 +65,7 @@ _CHANGES = (
     "WORKDIR /work",
     'CMD ["python3"]',
 )
+_log = logging.getLogger("optimizer.sandbox")
 #: The host CA bundle, as build containers see it.
 _CA_IN_CONTAINER = "/tmp/optimizer-host-ca.crt"
 
@@ -59,10 +74,44 @@ def _digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def base_tag() -> str:
-    """The tag of the base image this version of the code wants."""
-    recipe = {"suite": SUITE, "packages": BASE_PACKAGES, "hooks": _HOOKS, "changes": _CHANGES}
+def base_tag(suite: str = SUITE) -> str:
+    """The tag of the base image (on Debian ``suite``) this version of the code wants."""
+    packages = base_packages(suite)
+    recipe = {"suite": suite, "packages": packages, "hooks": _HOOKS, "changes": _CHANGES}
     return f"{BASE_REPO}:{_digest(recipe)}"
+
+
+def python_version(python: str) -> str:
+    """``"3.13"`` from ``"3.13"``, ``" 3.13 "`` or ``"python3.13"``; the major.minor asked for."""
+    version = python.strip().removeprefix("python")
+    parts = version.split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        version = ".".join(parts[:2])  # a patch release: Debian pins its own
+    return version
+
+
+def suite_for(python: str | None) -> str:
+    """The Debian suite whose ``python3`` is Python ``python`` (the default suite for None)."""
+    if python is None:
+        return SUITE
+    version = python_version(python)
+    for suite, carried in SUITES.items():
+        if carried == version:
+            return suite
+    offered = ", ".join(f"{v} ({s})" for s, v in SUITES.items())
+    raise SandboxError(
+        f"no Debian suite carries Python {python.strip()} for the docker sandbox "
+        f"(it can build {offered})",
+        f"set setup.python in task.toml to one of {', '.join(SUITES.values())}, "
+        "or give a prebuilt image with that interpreter as setup.image",
+    )
+
+
+def build_fix(suite: str = SUITE) -> str:
+    """The command that builds the base image on ``suite``."""
+    if suite == SUITE:
+        return "run `optimizer sandbox build`"
+    return f"run `optimizer sandbox build --python {SUITES[suite]}`"
 
 
 def image_exists(tag: str) -> bool:
@@ -85,9 +134,18 @@ def mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def build_base(*, force: bool = False, log=print) -> str:
-    """Build the base image with mmdebstrap + ``docker import``; return its tag."""
-    tag = base_tag()
+def build_base(*, suite: str = SUITE, force: bool = False, log=print) -> str:
+    """Build the base image on Debian ``suite`` with mmdebstrap + ``docker import``.
+
+    Return its tag. The default suite's image is also tagged ``latest``, any other one by
+    its suite's name (``optimizer-base:trixie``).
+    """
+    if suite not in SUITES:
+        raise SandboxError(
+            f"unknown Debian suite {suite!r} for the base image",
+            f"use one of {', '.join(SUITES)}",
+        )
+    tag = base_tag(suite)
     if image_exists(tag) and not force:
         log(f"base image {tag} is up to date")
         return tag
@@ -102,18 +160,23 @@ def build_base(*, force: bool = False, log=print) -> str:
             "mmdebstrap",
             "--variant=apt",
             "--quiet",
-            f"--include={','.join(BASE_PACKAGES)}",
+            f"--include={','.join(base_packages(suite))}",
             *[f"--customize-hook={hook}" for hook in _HOOKS],
-            SUITE,
+            suite,
             str(rootfs),
             mirror(),
         ]
-        log(f"building the base rootfs with mmdebstrap ({SUITE}, {len(BASE_PACKAGES)} packages)")
+        log(
+            f"building the base rootfs with mmdebstrap ({suite}, Python {SUITES[suite]}, "
+            f"{len(base_packages(suite))} packages)"
+        )
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            errors = [ln for ln in lines if ln.startswith("E:") and "failed to run" not in ln]
+            tail = errors[-1:] or lines[-1:] or ["no output"]
             raise SandboxError(
-                f"mmdebstrap failed: {tail[0]}",
+                f"mmdebstrap failed ({suite}): {tail[0]}",
                 f"check that the Debian mirror {mirror()} "
                 "is reachable (set OPTIMIZER_DEBIAN_MIRROR to another one)",
             )
@@ -122,7 +185,7 @@ def build_base(*, force: bool = False, log=print) -> str:
         client().api.import_image_from_file(
             str(rootfs), repository=repo, tag=version, changes=list(_CHANGES)
         )
-    client().images.get(tag).tag(BASE_REPO, "latest")
+    client().images.get(tag).tag(BASE_REPO, "latest" if suite == SUITE else suite)
     return tag
 
 
@@ -218,18 +281,45 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
     return tag
 
 
-def image_for(recipe: EnvRecipe, backend: str, image: str | None = None, log=print) -> str | None:
-    """The Docker image a run needs: a prebuilt ``image``, or the env layer for ``recipe``.
+def image_for(
+    recipe: EnvRecipe,
+    backend: str,
+    image: str | None = None,
+    log=print,
+    *,
+    python: str | None = None,
+) -> str | None:
+    """The environment a run needs, as ``open_sandbox(..., image=...)`` takes it.
 
-    None where the base image will do: the local backend, an ``auto`` backend with no
-    engine, or an empty recipe.
+    For docker: a prebuilt ``image``, else the env layer for ``recipe`` on the base image
+    whose ``python3`` is Python ``python``, else (an empty recipe) that base image; None
+    where the default base will do. For the local backend (and ``auto`` with no engine): the
+    path of a private virtualenv with ``recipe.pip`` on this interpreter (which must be
+    Python ``python``, if given), or None where nothing is asked; apt packages and shell
+    steps are docker-only.
     """
     if image:
         return image
-    if backend == "local" or not (recipe.pip or recipe.apt or recipe.run):
+    if python is None and not (recipe.pip or recipe.apt or recipe.run):
         return None
     from sandbox import engine
 
-    if backend == "auto" and not engine.available():
-        return None
-    return build_env(recipe, log=log)
+    if backend == "local" or (backend == "auto" and not engine.available()):
+        from sandbox.local_sandbox import local_env
+
+        if recipe.apt or recipe.run:
+            _log.warning(
+                "the local sandbox installs setup.pip only; setup.apt and run steps need "
+                "--sandbox docker"
+            )
+        return local_env(recipe.pip, python, log=log)
+    suite = suite_for(python)
+    base = base_tag(suite)
+    if suite != SUITE and not image_exists(base):
+        raise SandboxError(
+            f"the base image for Python {SUITES[suite]} ({suite}), {base}, is not built",
+            build_fix(suite),
+        )
+    if not (recipe.pip or recipe.apt or recipe.run):
+        return base
+    return build_env(recipe, base=base, log=log)

@@ -7,17 +7,26 @@ bubblewrap there is no network or filesystem isolation, and the backend says so.
 
 Sealing keeps a copy of the tree (``sealed/``, read-only to a confined run); every later run
 gets a fresh copy of it (``cp -a``, reflinked where the filesystem can) and an empty /tmp.
+
+A task's pip requirements go into a private virtualenv per recipe (:func:`build_venv`, on
+this process's own interpreter, cached by content hash); runs get its ``bin`` first on PATH.
+A confined run's /tmp is private, so an interpreter or a venv that lives under /tmp (a
+``python3 -m venv /tmp/venv`` the harness runs from) is bound into it read-only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -26,6 +35,7 @@ from pathlib import Path
 
 from sandbox.base import OutputCapture, Sandbox, classify
 from sandbox.cgroup import PidsCgroup
+from sandbox.errors import SandboxError
 from sandbox.models import Limits, MiB, RunResult, Source
 from sandbox.source import materialize
 
@@ -42,15 +52,166 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+# -- the interpreter and per-recipe virtualenvs ---------------------------------------------
+
+
+def host_python() -> str:
+    """The major.minor of the interpreter this process (and so the local backend) runs."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def base_interpreter() -> Path:
+    """This process's interpreter outside any virtualenv it runs in."""
+    return Path(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def check_python(python: str | None) -> None:
+    """Fail in one line where ``python`` (major.minor) is not this interpreter's version."""
+    if python is None:
+        return
+    wanted = python.strip().removeprefix("python")
+    if wanted == host_python() or wanted.startswith(host_python() + "."):
+        return
+    raise SandboxError(
+        f"the task asks for Python {python.strip()}, but the local sandbox runs this "
+        f"interpreter, Python {host_python()} ({sys.executable})",
+        f"use --sandbox docker (`optimizer sandbox build --python {wanted}`), or run "
+        f"optimizer under a Python {wanted} interpreter",
+    )
+
+
+def cache_dir() -> Path:
+    """The tool's cache: $OPTIMIZER_CACHE, else ~/.cache/optimizer (as the importers use)."""
+    if os.environ.get("OPTIMIZER_CACHE"):
+        return Path(os.environ["OPTIMIZER_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "optimizer"
+
+
+def _harness_site() -> list[str]:
+    """The site-packages of the virtualenv this process runs in (none outside one)."""
+    if sys.prefix == sys.base_prefix:
+        return []
+    paths = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    return sorted(p for p in paths if Path(p).is_dir())
+
+
+def venv_key(pip: list[str]) -> str:
+    """The content hash naming the virtualenv of ``pip`` on this interpreter."""
+    recipe = {
+        "interpreter": str(base_interpreter()),
+        "version": sys.version,
+        "harness": _harness_site(),
+        "pip": list(pip),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_venv(pip: list[str], *, log=print) -> Path:
+    """The private virtualenv with ``pip`` installed; built once per recipe, then reused.
+
+    It is made on this process's base interpreter with ``--system-site-packages`` (plus a
+    ``.pth`` naming the harness's own virtualenv, if it runs in one): local runs have always
+    seen what the host has installed (pytest, the task's usual tools), and a requirement the
+    host already satisfies costs no download, while the recipe's own pins come first on
+    sys.path and win. pip may use the network here; runs never do.
+
+    The folder is built under a temporary name and published by an atomic symlink,
+    ``<cache>/envs/<hash>``: a virtualenv writes its own path into its scripts, so it is never
+    renamed, and a build that fails or races another one is never seen half-made.
+    """
+    key = venv_key(pip)
+    root = cache_dir() / "envs"
+    link = root / key
+    if link.is_symlink() and (link / "pyvenv.cfg").is_file():
+        return link.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    build.chmod(0o755)  # mkdtemp makes it private to this user; runs only read it
+    log(f"building the local env {key}: pip install {' '.join(pip) or '(nothing)'}")
+    try:
+        _step([str(base_interpreter()), "-m", "venv", "--system-site-packages", str(build)])
+        python = build / "bin" / "python"
+        harness = _harness_site()
+        if harness:
+            code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+            site = Path(_step([str(python), "-c", code]).strip())
+            (site / "_optimizer_harness.pth").write_text("\n".join(harness) + "\n")
+        if pip:
+            env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+            _step([str(python), "-m", "pip", "install", "-q", *pip], env=env)
+        if link.is_symlink() and not link.exists():  # dangling: its build was removed
+            link.unlink()
+        try:
+            os.symlink(build.name, link)
+        except FileExistsError:  # another process published it first: use that one
+            shutil.rmtree(build, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return link.resolve()
+
+
+def _step(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    except subprocess.TimeoutExpired:
+        raise SandboxError(
+            f"building the local env timed out: {' '.join(cmd[2:4])}",
+            "check that the package index is reachable",
+        ) from None
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SandboxError(
+            f"building the local env failed ({' '.join(cmd[1:4])}): {tail[0]}",
+            "check the requirement names in setup.pip and that the package index is "
+            "reachable (PIP_INDEX_URL)",
+        )
+    return done.stdout
+
+
+def local_env(pip: list[str], python: str | None = None, *, log=print) -> str | None:
+    """What the local backend needs for a recipe: its virtualenv's path, or None for none.
+
+    A ``python`` version is checked against this interpreter; asked for, it also gets a
+    (possibly empty) virtualenv, so ``python3`` in a run is that interpreter whatever PATH says.
+    """
+    check_python(python)
+    if not pip and python is None:
+        return None
+    return str(build_venv(pip, log=log))
+
+
+def _under_tmp(paths: list[str | Path]) -> list[str]:
+    """The real paths among ``paths`` that lie under /tmp (hidden by a confined run's /tmp)."""
+    found: list[str] = []
+    for p in paths:
+        real = os.path.realpath(p)
+        if real.startswith("/tmp/") and os.path.exists(real):
+            found.append(real)
+    found.sort(key=len)
+    kept: list[str] = []
+    for p in found:  # a folder inside one already bound needs no bind of its own
+        if not any(p == k or p.startswith(k + "/") for k in kept):
+            kept.append(p)
+    return kept
+
+
 class LocalSandbox(Sandbox):
     """Runs commands as subprocesses of this process, on a private temp copy."""
 
     backend = "local"
 
     def __init__(
-        self, source: Source, limits: Limits | None = None, *, confine: bool | None = None
+        self,
+        source: Source,
+        limits: Limits | None = None,
+        *,
+        confine: bool | None = None,
+        venv: str | Path | None = None,
     ) -> None:
         super().__init__(source, limits)
+        #: The recipe's virtualenv (from :func:`local_env`): its bin comes first on PATH.
+        self.venv = _check_venv(venv)
         self._root = Path(tempfile.mkdtemp(prefix="optimizer-sandbox-"))
         self.path = self._root / "work"
         self._tmp = self._root / "tmp"
@@ -66,6 +227,7 @@ class LocalSandbox(Sandbox):
         if confine and not self._bwrap:
             self.close()
             raise RuntimeError("confine=True needs bubblewrap (apt-get install bubblewrap)")
+        self._ro_binds = self._visible() if self._bwrap else []
         global _warned
         if not self._bwrap and not _warned:
             _warned = True
@@ -77,6 +239,21 @@ class LocalSandbox(Sandbox):
     @property
     def confined(self) -> bool:
         return self._bwrap is not None
+
+    def _visible(self) -> list[str]:
+        """Interpreters and virtualenvs under /tmp a confined run must see (read-only)."""
+        paths: list[str | Path] = [
+            sys.prefix,
+            sys.base_prefix,
+            sys.exec_prefix,
+            base_interpreter().parent.parent,
+        ]
+        if self.venv:
+            paths.append(self.venv)
+            cfg = (self.venv / "pyvenv.cfg").read_text().splitlines()
+            home = [line.split("=", 1)[1].strip() for line in cfg if line.startswith("home")]
+            paths += [Path(h).parent for h in home]
+        return [p for p in _under_tmp(paths) if p != str(self._root) and p != "/tmp"]
 
     def _write(self, files: dict[str, bytes]) -> None:
         for path, data in files.items():
@@ -134,6 +311,7 @@ class LocalSandbox(Sandbox):
             "--tmpfs", "/tmp",
             "--bind", str(self._tmp), "/tmp",
             "--bind", str(self.path), str(self.path),
+            *[arg for p in self._ro_binds for arg in ("--ro-bind", p, p)],
             "--dev", "/dev",
             "--proc", "/proc",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -148,6 +326,9 @@ class LocalSandbox(Sandbox):
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         tmp = "/tmp" if self._bwrap else str(self._tmp)
         env.update(HOME=tmp, TMPDIR=tmp, OPTIMIZER_SANDBOX="local")
+        if self.venv:
+            env["PATH"] = f"{self.venv}/bin{os.pathsep}{env.get('PATH', os.defpath)}"
+            env["VIRTUAL_ENV"] = str(self.venv)
         env.update(extra)
         return env
 
@@ -263,6 +444,19 @@ class LocalSandbox(Sandbox):
             if p.is_file() and not p.is_symlink() and p.stat().st_size <= _COLLECT_MAX:
                 files[name] = p.read_bytes()
         return files
+
+
+def _check_venv(venv: str | Path | None) -> Path | None:
+    """The recipe's virtualenv; an image tag (a docker backend's env) is no concern here."""
+    if venv is None or not str(venv).startswith("/"):
+        return None  # None, or a Docker image tag meant for the docker backend
+    path = Path(venv)
+    if not (path / "pyvenv.cfg").is_file() or not (path / "bin").is_dir():
+        raise SandboxError(
+            f"{venv} is not a virtual environment for the local sandbox",
+            "pass the path `image_for(..., backend='local')` returns, or none",
+        )
+    return path
 
 
 #: The clock file systems stamp ctime with (CLOCK_REALTIME_COARSE; Python names no constant).

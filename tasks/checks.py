@@ -10,23 +10,42 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import PurePosixPath
 
 from sandbox import Limits, Sandbox
 from tasks.grade import CheckResult
-from tasks.model import Check, Task
+from tasks.model import TASK_FILE, Check, Task, TaskError
 
 INPUTS_DIR = ".optimizer/inputs"
 #: Where a reference run's results (all of .optimizer/) travel to the candidate's run.
 REFERENCE_TAR = ".optimizer-out/reference.tar"
 
 
+def input_path(task: Task, rel: str) -> str:
+    """Where a task-directory file goes in the work dir: ``.optimizer/inputs/`` + its path
+    relative to the task directory, so ``hidden/a/x.txt`` and ``hidden/b/x.txt`` both keep
+    theirs and a check script finds its data files beside it as it did in the task folder."""
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise TaskError(
+            f"{task.root / TASK_FILE}: input file {rel} is outside the task directory",
+            "give a path relative to the task directory, without '..'",
+        )
+    return f"{INPUTS_DIR}/{path}"
+
+
 def input_files(task: Task) -> dict[str, bytes]:
-    """Every check's task-directory files, as they go into ``.optimizer/inputs/``."""
-    return {
-        f"{INPUTS_DIR}/{rel.split('/')[-1]}": task.file(rel).read_bytes()
-        for check in task.checks
-        for rel in check.files
-    }
+    """The task-directory files of every check and hidden workload, at their work-dir paths."""
+    rels = [rel for check in task.checks for rel in check.files]
+    rels += [rel for h in task.workload.hidden for rel in h.files]
+    return {input_path(task, rel): task.file(rel).read_bytes() for rel in rels}
+
+
+def check_env(sb: Sandbox, env: dict[str, str]) -> dict[str, str]:
+    """A check's variables: the task's, with the work dir first on ``sys.path``, so a check
+    script under ``.optimizer/inputs/`` imports the code under test without fixing its path."""
+    path = f"{sb.workdir}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(sb.workdir)
+    return {**env, "PYTHONPATH": path}
 
 
 def run_check(
@@ -40,7 +59,9 @@ def run_check(
         command = f"tar -xf {REFERENCE_TAR} && ({check.command})"
         files = {REFERENCE_TAR: reference}
     collect = [check.output] if check.output else []
-    run = sb.run(command, limits=limits, env=env, stdin=stdin, collect=collect, files=files)
+    run = sb.run(
+        command, limits=limits, env=check_env(sb, env), stdin=stdin, collect=collect, files=files
+    )
     if not run.ok:
         return None, run.reason
     if check.output:
@@ -57,7 +78,7 @@ def run_reference(
         f"({check.reference_command}) && mkdir -p .optimizer-out && tar -cf {REFERENCE_TAR} "
         ".optimizer"
     )
-    run = sb.run(command, limits=limits, env=env, collect=[REFERENCE_TAR])
+    run = sb.run(command, limits=limits, env=check_env(sb, env), collect=[REFERENCE_TAR])
     if not run.ok:
         return None, f"the reference run failed on the base: {run.reason}"
     return run.files.get(REFERENCE_TAR), ""

@@ -63,10 +63,19 @@ class TestsResult(BaseModel):
         description="Contract ids that did not pass at the candidate, with how: "
         "'id (failed|skipped|not run)'.",
     )
+    excused: list[str] = Field(
+        default_factory=list,
+        description="Known failures: ids that failed here and failed at the base too, "
+        "excused by id (the base's own record lists all of the base's failures).",
+    )
+    base_exit_code: int | None = Field(
+        0, description="The base's exit code: a nonzero exit is accepted only if the same."
+    )
 
     def summary(self) -> str:
-        """``passed/total``, e.g. ``24/24``."""
-        return f"{self.total - self.failures - self.errors - self.skipped}/{self.total}"
+        """``passed/total``, e.g. ``24/24``, and the failures excused as the base's own."""
+        text = f"{self.total - self.failures - self.errors - self.skipped}/{self.total}"
+        return text + (f" ({len(self.excused)} known failures)" if self.excused else "")
 
 
 class CheckResult(BaseModel):

@@ -258,7 +258,10 @@ _CONFIG_DIR_SUFFIXES = {
 #: Modules that the test run imports. The tests run in the repository root, which is first on
 #: sys.path, so a top-level module or package by one of these names replaces the real one (a
 #: folder without ``__init__.py`` is a namespace package and replaces nothing).
-_RUNNER_MODULES = frozenset({"pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging"})
+_RUNNER_MODULES = frozenset(
+    {"pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging"}
+    | {"optimizer_results", "optimizer_unittest"}  # the grader's own (tasks/testrun.py)
+)
 _MODULE_FILE = re.compile(r"^([\w-]+)(\.[\w-]+)*\.(py|pyw|pyi|so|pyd)$")
 
 

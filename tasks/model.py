@@ -67,11 +67,22 @@ class _Strict(BaseModel):
 
 
 class SourceSpec(_Strict):
-    """Where the code comes from: exactly one of a local path, a git URL + commit, a sdist."""
+    """Where the code comes from: exactly one of a local path, a git URL + commit, a sdist.
 
-    path: str | None = Field(None, description="A directory (made a git repo) or a git repo.")
+    ``path`` is relative to the task directory (or absolute, or ``~/...``). A path that is the
+    top of a git repository is used as that repository, at ``commit`` (default HEAD); any
+    other directory is copied and made a one-commit repository (``commit`` is then refused).
+    ``optimizer tasks validate --repo`` and ``optimizer grade --repo`` replace the source at
+    run time (:func:`tasks.source.with_repo`).
+    """
+
+    path: str | None = Field(
+        None, description="A directory (made a git repo) or a git repo, e.g. `../clone`."
+    )
     git: str | None = Field(None, description="A git URL; needs `commit`.")
-    commit: str | None = Field(None, description="The base commit for `git` (or for `path`).")
+    commit: str | None = Field(
+        None, description="The base commit for `git` (or for a `path` that is a git repo)."
+    )
     pypi: str | None = Field(None, description="A PyPI sdist, `name==version`.")
 
     @model_validator(mode="after")
@@ -88,6 +99,12 @@ class SourceSpec(_Strict):
 
 class Setup(_Strict):
     image: str | None = Field(None, description="A prebuilt image to use instead of building.")
+    python: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+$",
+        description='The Python (major.minor, e.g. "3.13") runs get: the docker base image with '
+        "that python3; the local backend checks that it is the host's.",
+    )
     pip: list[str] = Field(default_factory=list, description="pip requirements (env layer).")
     apt: list[str] = Field(default_factory=list, description="Debian packages (env layer).")
     install: list[str] = Field(
@@ -95,7 +112,21 @@ class Setup(_Strict):
         description="Commands run in the work dir after the patch, without network. Only the "
         "work dir persists between runs.",
     )
-    env: dict[str, str] = Field(default_factory=dict, description="Variables for every run.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variables for every run (tests, checks, timed runs); `{workdir}` in a "
+        "value is the work dir's absolute path.",
+    )
+    package: Literal["none", "editable", "regular"] = Field(
+        "none",
+        description="Install the package under test (its entry points and metadata) after the "
+        "patch applies, into a user site inside the work dir: `pip install --user --no-deps "
+        "--no-build-isolation --no-index [-e] .` (its build backend must be in the image).",
+    )
+
+
+#: Where ``setup.package`` installs the package under test (a user base in the work dir).
+PACKAGE_BASE = ".optimizer/user"
 
 
 class HiddenWorkload(_Strict):
@@ -113,7 +144,8 @@ class HiddenWorkload(_Strict):
         "to .optimizer/hidden/<name>.py.",
     )
     files: list[str] = Field(
-        default_factory=list, description="Task-directory files copied into .optimizer/inputs/."
+        default_factory=list,
+        description="Task-directory files copied to .optimizer/inputs/<their path>.",
     )
 
     @model_validator(mode="after")
@@ -155,7 +187,17 @@ class WorkloadSpec(_Strict):
 
 
 class TestsSpec(_Strict):
-    command: str = Field(description="Writes JUnit XML to `{junit}`; judged by it + exit code.")
+    command: str = Field(
+        description="The test command, as the project's CI runs it. runner = junit: it writes "
+        "JUnit XML to `{junit}`; pytest: a pytest command (`--junitxml={junit}` is added when "
+        "missing); unittest: a `python -m unittest ...` command (run by the grader's own "
+        "unittest runner, `-m optimizer_unittest`, with the same arguments)."
+    )
+    runner: Literal["junit", "pytest", "unittest"] = Field(
+        "junit",
+        description="How results are read: junit (any command writing JUnit XML to `{junit}`), "
+        "pytest or unittest (natively, with live results streamed to the grader).",
+    )
     protected: list[str] = Field(
         default_factory=list,
         description="Paths (files, or directories ending in /) restored from the base before "
@@ -171,6 +213,29 @@ class TestsSpec(_Strict):
         default_factory=list,
         description="Test files run one at a time (SWE-fficiency single_thread_tests).",
     )
+    patch: str | None = Field(
+        None,
+        description="A diff of test files in the task directory (SWE-bench's test_patch), "
+        "applied to the base and to every candidate before grading: the tests an expert "
+        "commit adds run on the base, the expert and candidates alike.",
+    )
+
+    @model_validator(mode="after")
+    def _runner_command(self) -> TestsSpec:
+        words = self.command.split()
+        if self.runner == "unittest" and not any(
+            a == "-m" and b == "unittest" for a, b in zip(words, words[1:], strict=False)
+        ):
+            raise ValueError("runner = unittest needs a `python -m unittest ...` command")
+        if self.runner == "pytest":
+            if "pytest" not in self.command:
+                raise ValueError("runner = pytest needs a pytest command")
+            if re.search(r"--junit-?xml(?!=\{junit\})", self.command):
+                raise ValueError(
+                    "with runner = pytest, leave out --junitxml (it is added) or write "
+                    "--junitxml={junit}"
+                )
+        return self
 
 
 class Check(_Strict):
@@ -180,7 +245,8 @@ class Check(_Strict):
     command: str = Field(description="Run in the work dir; its stdout (or `output`) is compared.")
     stdin: str | None = Field(None, description="A file in the task directory fed as stdin.")
     files: list[str] = Field(
-        default_factory=list, description="Task-directory files copied into .optimizer/inputs/."
+        default_factory=list,
+        description="Task-directory files copied to .optimizer/inputs/<their path>.",
     )
     output: str | None = Field(None, description="A file the command writes, compared instead.")
     expected: str | None = Field(
@@ -204,9 +270,20 @@ class Check(_Strict):
 
 
 class Expert(_Strict):
+    """The expert's solution: a diff file, or a commit of the source repository.
+
+    Read it with :func:`tasks.source.expert_patch` (never ``patch`` directly): a ``commit``
+    alone means the diff base..commit of the non-test files (the test files' diff is the
+    task's ``[tests] patch``).
+    """
+
     patch: str | None = Field(None, description="The expert diff, in the task directory.")
     speedup: float | None = Field(None, gt=0, description="The expert's published speedup.")
-    commit: str | None = Field(None, description="The expert commit in the source git (GSO).")
+    commit: str | None = Field(
+        None,
+        description="The expert commit in the source git (GSO); used when `patch` is not "
+        "given: its diff from the base, test files left out.",
+    )
 
 
 class Level(_Strict):
@@ -274,6 +351,26 @@ class Task(_Strict):
             raise ValueError("a kernel task needs a [kernel] table")
         return self
 
+    def install_commands(self) -> list[str]:
+        """What runs after the patch applies: the package install, then ``setup.install``."""
+        if self.setup.package == "none":
+            return list(self.setup.install)
+        editable = "-e " if self.setup.package == "editable" else ""
+        pip = (
+            "python3 -m pip install -q --user --no-deps --no-build-isolation --no-index "
+            f"--no-compile --disable-pip-version-check --no-warn-script-location {editable}."
+        )
+        return [pip, *self.setup.install]
+
+    def run_env(self, base: dict[str, str]) -> dict[str, str]:
+        """Every run's variables: ``base`` (the harness's), then ``setup.env``. With
+        ``setup.package`` the user site is the work dir's own (never the host's)."""
+        env = {**base, **self.setup.env}
+        if self.setup.package != "none":
+            env.pop("PYTHONNOUSERSITE", None)
+            env["PYTHONUSERBASE"] = "{workdir}/" + PACKAGE_BASE
+        return env
+
     def protected_paths(self) -> list[str]:
         """Every path a candidate may not change."""
         paths = [*(self.tests.protected if self.tests else []), "conftest.py", ".optimizer/"]
@@ -317,6 +414,7 @@ def load_task(path: Path) -> Task:
         raise TaskError(f"{file}: field '{field}': {msg}", f"{_fix(err)}") from None
     rels = [
         task.expert.patch,
+        task.tests.patch if task.tests else None,
         task.workload.script,
         *(c.stdin for c in task.checks),
         *(c.expected for c in task.checks),

@@ -4,12 +4,14 @@ faster, by at least ``MIN_SPEEDUP``, measured against the base in the same sessi
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import Kind, Task
+from tasks.source import expert_patch
 
 MIN_SPEEDUP = 1.2
 #: A base workload faster than this is noise with a timer around it (wall clock, seconds).
@@ -17,22 +19,57 @@ MIN_WORKLOAD_S = 0.005
 
 
 class Validation(BaseModel):
+    """One task's validation, as ``tasks validate --json`` writes it (``VERSION``)."""
+
     task_id: str
     kind: str
     status: Literal["ok", "failed", "skipped"]
     reason: str = ""
     base: Grade | None = None
     expert: Grade | None = None
+    elapsed_s: float = Field(0.0, description="Wall seconds the validation took.")
+    declared_speedup: float | None = Field(
+        None, description="The task's `expert.speedup` (a published or hand-measured figure)."
+    )
+    consistent: bool | None = Field(
+        None,
+        description="Whether the measured 95% CI holds the declared speedup (None: nothing "
+        "declared, or not measured). Informational: machines differ, so it fails nothing.",
+    )
+
+    def speedup(self) -> float | None:
+        return self.expert.speedup() if self.expert else None
+
+
+class ValidationReport(BaseModel):
+    """The whole of ``tasks validate --json``: a versioned record."""
+
+    version: int = 1
+    suite: str
+    backend: str
+    tasks: list[Validation]
+    elapsed_s: float
 
 
 def validate_task(task: Task, options: GradeOptions | None = None) -> Validation:
     """Grade the base (a no-op candidate, unmeasured) and the expert (measured)."""
-    opts = options or GradeOptions()
+    started = time.monotonic()
+    out = _validate(task, options or GradeOptions())
+    out.elapsed_s = round(time.monotonic() - started, 3)
+    out.declared_speedup = task.expert.speedup
+    m = out.expert.measurement if out.expert else None
+    if task.expert.speedup and m is not None:
+        out.consistent = m.ci[0] <= task.expert.speedup <= m.ci[1]
+    return out
+
+
+def _validate(task: Task, opts: GradeOptions) -> Validation:
     out = Validation(task_id=task.id, kind=task.kind.value, status="skipped")
     if task.kind is Kind.KERNEL:
         out.reason = "kernel tasks are validated by the kernels checker (pending)"
         return out
-    if not task.expert.patch:
+    patch = expert_patch(task)
+    if not patch:
         out.reason = "the task has no expert patch"
         return out
     out.status = "failed"
@@ -40,7 +77,6 @@ def validate_task(task: Task, options: GradeOptions | None = None) -> Validation
     if not out.base.correct:
         out.reason = f"the base fails: {out.base.reason}"
         return out
-    patch = task.file(task.expert.patch).read_text()
     out.expert = grade(task, Candidate(patch=patch, agent="expert"), opts)
     m = out.expert.measurement
     if not out.expert.correct:

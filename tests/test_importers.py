@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tasks.checks import input_path
 from tasks.importers import detect, import_dataset
 from tasks.importers.common import dump_toml
 from tasks.model import Kind, TaskError
@@ -273,10 +274,11 @@ def test_gso_instances_map_to_repo_tasks_with_hidden_checks(tmp_path: Path, cach
 def test_gso_workload_and_check_convention_run(tmp_path: Path) -> None:
     [task] = load_suite(str(write_jsonl(tmp_path / "gso.jsonl", [gso_row(1)])))
     work = tmp_path / "work"
-    (work / ".optimizer" / "inputs").mkdir(parents=True)
     check = task.hidden_checks()[0]
     script = task.file(check.files[0])
-    (work / ".optimizer" / "inputs" / script.name).write_text(script.read_text())
+    copied = work / input_path(task, check.files[0])  # where the grader puts it
+    copied.parent.mkdir(parents=True)
+    copied.write_text(script.read_text())
     assert check.reference_command is not None
 
     def run(command: str) -> int:
@@ -286,9 +288,7 @@ def test_gso_workload_and_check_convention_run(tmp_path: Path) -> None:
     assert run(check.reference_command) == 0
     assert run(check.command) == 0
     # A candidate whose result differs fails the eqcheck.
-    (work / ".optimizer" / "inputs" / script.name).write_text(
-        script.read_text().replace("x * x", "x * 2")
-    )
+    copied.write_text(script.read_text().replace("x * x", "x * 2"))
     assert run(check.command) != 0
     # The workload script exposes setup() and workload() around the prob_script.
     code = task.file("workload.py").read_text() + "\nsetup()\nprint(workload())\n"

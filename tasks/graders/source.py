@@ -32,15 +32,19 @@ backend and reused by later grades in the same process (:func:`baseline`).
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from profilers import ProfileError, Workload, install, measure_wall, profile_hotspots
-from profilers.common import COPIED_WORKLOAD
+from profilers.common import COPIED_WORKLOAD, last_line
 from profilers.compare import REGION_RULES, MetricResult, Sampler, compare_metric, metrics_of
 from sandbox import Limits, Sandbox, Source, open_sandbox
 from sandbox.errors import PatchError, UserError
 from sandbox.images import EnvRecipe, image_for
+from sandbox.source import apply_patch
 from tasks import checks as eq
 from tasks import testrun
 from tasks.grade import (
@@ -54,9 +58,15 @@ from tasks.grade import (
     TestsResult,
     WorkloadMeasurement,
 )
-from tasks.guard import config_violations, guard_violations, is_protected, protected_violations
-from tasks.model import Task
-from tasks.source import task_source
+from tasks.guard import (
+    config_violations,
+    guard_violations,
+    is_protected,
+    parse_patch,
+    protected_violations,
+)
+from tasks.model import TASK_FILE, Task, TaskError
+from tasks.source import task_source, task_test_patch
 
 HIDDEN_DIR = ".optimizer/hidden"
 #: Verdicts from worst to best: the measurement over several workloads is the worst one.
@@ -72,24 +82,40 @@ class Baseline:
     tests: TestsResult | None = None
     passing: list[str] = field(default_factory=list)
     passing_live: int = 0
+    #: The base's known failures (failed or erred), excused by id at the candidate: JUnit
+    #: ids, the live stream's ids, and the base's exit code (a candidate may exit nonzero
+    #: only as the base did, with only these failing).
+    failing: list[str] = field(default_factory=list)
+    failing_live: list[str] = field(default_factory=list)
+    exit_code: int | None = 0
+    missing: list[str] = field(default_factory=list)  # modules the base's tests lacked
+    #: The base's tests are broken (no results, none passed): the reason and the run's tail,
+    #: reported by the test phase (with the tail as the artifact).
+    tests_error: str = ""
+    tests_tail: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     references: dict[str, bytes] = field(default_factory=dict)
     error: str = ""
+    #: The startup hooks the base's install left (see :func:`startup_hooks`).
+    hooks: dict[str, str] = field(default_factory=dict)
 
 
 _BASELINES: dict[tuple, Baseline] = {}
+
+
+def task_image(task: Task, backend: str, log=lambda _m: None) -> str | None:
+    """The image (docker) or recipe venv (local) the task's runs need, built if missing."""
+    recipe = EnvRecipe(pip=task.setup.pip, apt=task.setup.apt)
+    return image_for(recipe, backend, task.setup.image, log=log, python=task.setup.python)
 
 
 def grade_source(
     task: Task, candidate: Candidate, opts: GradeOptions, result: Grade, say: Progress
 ) -> None:
     base_src = task_source(task)
-    image = opts.image or image_for(
-        EnvRecipe(pip=task.setup.pip, apt=task.setup.apt), opts.backend, task.setup.image,
-        log=lambda _m: None,
-    )  # fmt: skip
+    image = opts.image or task_image(task, opts.backend)
     limits = Limits(memory_mb=task.limits.memory_mb, pids=task.limits.pids)
-    env = {**RUN_ENV, **task.setup.env}
+    env = task.run_env(RUN_ENV)
     cand_src = Source(repo=base_src.repo, rev=base_src.rev, patch=candidate.patch or None)
     with contextlib.ExitStack() as stack:
         try:
@@ -126,9 +152,18 @@ def grade_source(
         if key not in _BASELINES:
             assert base is not None
             _BASELINES[key] = _record_baseline(task, base, env, limits)
+            _BASELINES[key].hooks = startup_hooks(task, base, limits)
         ref = _BASELINES[key]
         if ref.error:
             result.fail(GradeStatus.ERROR, ref.error)
+            return
+        planted = _planted(ref.hooks, startup_hooks(task, cand, limits))
+        if planted:
+            result.fail(
+                GradeStatus.REJECTED_GUARD,
+                "the install left startup code (Python runs it at every start, before any "
+                f"timer) that the base's install does not: {', '.join(planted[:5])}",
+            )
             return
         result.base_tests = ref.tests
         if task.tests and not opts.tests:
@@ -176,57 +211,156 @@ def _refused(task: Task, base_src: Source, sha: str, patch: str, result: Grade) 
 def _prepare(
     task: Task, sb: Sandbox, base_src: Source, sha: str, env: dict[str, str], limits: Limits
 ) -> tuple[str, str] | None:
-    """Restore protected files, write the harness and inputs, install, seal."""
-    files = _restored(task, base_src, sha)
+    """Restore protected files (with the task's test patch applied), write the harness and
+    inputs, install, then restore and write them again (the install may run the candidate's
+    code), seal."""
+    restored = _restored(task, base_src, sha)
+    gone = sorted(path for path, data in restored.items() if data is None)  # by the test patch
+    files = {path: data for path, data in restored.items() if data is not None}
     files.update(eq.input_files(task))
     files.update(testrun.PLUGIN_FILES)
     spec = task.workload
     for h in spec.hidden:
         if h.script:
             files[f"{HIDDEN_DIR}/{h.name}.py"] = task.file(h.script).read_bytes()
-        for rel in h.files:
-            files[f"{eq.INPUTS_DIR}/{rel.split('/')[-1]}"] = task.file(rel).read_bytes()
-    sb.write_files(files)
-    install(sb, Workload(kind="command", target="true"))  # the harness itself
     if spec.script:
-        sb.write_file(COPIED_WORKLOAD, task.file(spec.script).read_bytes())
-    for command in task.setup.install:
-        run = sb.run(command, limits=_with(limits, task.limits.install_s), env=env)
-        if not run.ok:
-            return command, run.reason
+        files[COPIED_WORKLOAD] = task.file(spec.script).read_bytes()
+    for rewrite in range(2 if task.install_commands() else 1):
+        # Again after the install commands, which may run the candidate's own code (its
+        # setup.py, its build): what they did to the tests, the inputs or the harness is undone.
+        if gone:
+            sb.run(["rm", "-rf", "--", *gone], limits=_with(limits, task.limits.install_s))
+        sb.write_files(files)
+        install(sb, Workload(kind="command", target="true"))  # the harness itself
+        for command in task.install_commands() if rewrite == 0 else []:
+            run = sb.run(command, limits=_with(limits, task.limits.install_s), env=env)
+            if not run.ok:
+                tail = (run.stderr or run.stdout).strip()
+                return command, run.reason + (f": {last_line(tail)}" if tail else "")
     sb.seal()
     return None
 
 
-def _restored(task: Task, src: Source, sha: str) -> dict[str, bytes]:
-    """The base's version of every protected file (the task's, and test configuration)."""
+#: Files Python runs at start-up, before any timer: a .pth line, site/usercustomize, and the
+#: finders an editable install hooks in through a .pth.
+_HOOK_SCAN = r"""
+import hashlib, json, os, sys
+root, found = os.getcwd(), {}
+for folder, dirs, names in os.walk(root):
+    dirs[:] = [d for d in dirs if d != ".git"]
+    for name in names:
+        if name.endswith(".pth") or name.startswith("__editable__") or name in (
+            "sitecustomize.py", "usercustomize.py"):
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                data = f.read().replace(root.encode(), b"{workdir}")
+            found[os.path.relpath(path, root)] = hashlib.sha256(data).hexdigest()
+os.makedirs(".optimizer-out", exist_ok=True)
+with open(".optimizer-out/hooks.json", "w") as f:
+    json.dump(found, f)
+"""
+
+
+def startup_hooks(task: Task, sb: Sandbox, limits: Limits) -> dict[str, str]:
+    """The start-up files under the sealed work dir (path -> digest, the work dir's path
+    made neutral), found by ``python3 -S -I`` (so none of them runs) into a file. Only a task
+    with install commands can have new ones: a patch that adds them is refused earlier."""
+    if not task.install_commands():
+        return {}
+    out = ".optimizer-out/hooks.json"
+    run = sb.run(["python3", "-S", "-I", "-c", _HOOK_SCAN], limits=limits, collect=[out])
+    try:
+        return dict(json.loads(run.files[out]))
+    except (KeyError, ValueError, TypeError):
+        return {"(the start-up file scan failed)": run.reason or "no result"}
+
+
+def _planted(base: dict[str, str], cand: dict[str, str]) -> list[str]:
+    """The candidate's start-up files that the base does not have, byte for byte."""
+    return sorted(path for path, digest in cand.items() if base.get(path) != digest)
+
+
+def _restored(task: Task, src: Source, sha: str) -> dict[str, bytes | None]:
+    """The base's version of every protected file (the task's, and test configuration), then
+    every file the task's test patch touches as base + test patch leaves it (None: deleted),
+    so the base, the expert and every candidate run the same tests."""
     listing = subprocess.run(
-        ["git", "-C", str(src.repo), "ls-tree", "-r", "--name-only", sha],
+        ["git", "-C", str(src.repo), "ls-tree", "-r", "-z", "--name-only", sha],
         capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    out = {}
+    ).stdout.split("\0")  # fmt: skip
+    out: dict[str, bytes | None] = {}
     for path in listing:
-        if is_protected(path, task.protected_paths()):
-            out[path] = subprocess.run(
-                ["git", "-C", str(src.repo), "show", f"{sha}:{path}"],
-                capture_output=True, check=True,
-            ).stdout  # fmt: skip
+        if path and is_protected(path, task.protected_paths()):
+            out[path] = _base_file(src, sha, path)
+    patch = task_test_patch(task)
+    if patch:
+        out.update(_test_patched(task, patch, src, sha))
     return out
+
+
+def _base_file(src: Source, sha: str, path: str) -> bytes:
+    return subprocess.run(
+        ["git", "-C", str(src.repo), "show", f"{sha}:{path}"], capture_output=True, check=True
+    ).stdout
+
+
+def _test_patched(task: Task, patch: str, src: Source, sha: str) -> dict[str, bytes | None]:
+    """The files ``patch`` touches, as it leaves them when applied to the base (None: deleted);
+    a one-line TaskError when it does not apply."""
+    diffs = parse_patch(patch)
+    with tempfile.TemporaryDirectory(prefix="optimizer-test-patch-") as tmp:
+        root = Path(tmp) / "tree"
+        for old in {f.old_path for f in diffs if f.old_path}:
+            target = root / old
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(subprocess.CalledProcessError):  # absent: git apply says
+                target.write_bytes(_base_file(src, sha, old))
+        root.mkdir(exist_ok=True)
+        try:
+            apply_patch(root, patch, f"the base ({sha[:12]})")
+        except PatchError as exc:
+            assert task.tests is not None and task.tests.patch
+            raise TaskError(
+                f"{task.root / TASK_FILE}: field 'tests.patch': {task.tests.patch}: {exc.problem}",
+                "regenerate the test patch against the task's base commit",
+            ) from None
+        out: dict[str, bytes | None] = {}
+        for f in diffs:
+            if f.old_path and f.old_path != f.new_path:
+                out[f.old_path] = None
+            if f.new_path:
+                new = root / f.new_path
+                out[f.new_path] = new.read_bytes() if new.is_file() else None
+        return out
 
 
 def _record_baseline(task: Task, base: Sandbox, env: dict[str, str], limits: Limits) -> Baseline:
     ref = Baseline()
     if task.tests:
-        junit, code, tail, live = testrun.run_tests(
-            task, base, _with(limits, task.limits.tests_s), env
-        )
-        if junit is None:
-            why = "timed out" if code is None else f"wrote no JUnit XML (exit {code})"
-            ref.error = f"the base's tests {why}: the task is broken: {tail.strip()[-300:]}"
-            return ref
-        ref.passing = junit.ids("passed")
-        ref.passing_live = sum(v == "passed" for v in live.values())
-        ref.tests = testrun.judge(junit, code, ref.passing, [])
+        run = testrun.run_tests(task, base, _with(limits, task.limits.tests_s), env)
+        ref.exit_code, ref.missing, ref.tests_tail = run.exit_code, run.missing, run.tail
+        junit = run.junit
+        if junit is not None:
+            ref.passing = junit.ids("passed")
+            ref.failing = junit.ids("failed") + junit.ids("error")
+            ref.passing_live = sum(v == "passed" for v in run.live.values())
+            ref.failing_live = [n for n, v in run.live.items() if v == "failed"]
+            ref.tests = testrun.judge(
+                junit, run.exit_code, ref.passing, [], run.live, ref.passing_live,
+                known_failures=ref.failing, known_live=ref.failing_live, base_exit=run.exit_code,
+            )  # fmt: skip
+        why = ""
+        if run.exit_code is None:
+            why = "timed out"
+        elif junit is None:
+            why = f"wrote no JUnit XML (exit {run.exit_code})"
+        elif not ref.passing:
+            why = f"passed none of {len(junit.outcomes)} tests (exit {run.exit_code})"
+        if why:
+            cause = f": {testrun.missing_reason(run.missing, base=True)}" if run.missing else ""
+            last = run.tail.strip().splitlines()[-1:] or [""]
+            ref.tests_error = f"the base's tests {why}: the task is broken{cause}: {last[0][-300:]}"
+            return ref  # the test phase reports it, with the tail
     lim = _with(limits, task.limits.check_s)
     for check in task.checks:
         if check.compare == "exit":
@@ -249,15 +383,21 @@ def _tests_pass(
     task: Task, cand: Sandbox, env: dict[str, str], limits: Limits, ref: Baseline, result: Grade
 ) -> bool:
     assert task.tests is not None
-    junit, code, tail, live = testrun.run_tests(task, cand, _with(limits, task.limits.tests_s), env)
+    if ref.tests_error:
+        result.artifacts["tests"] = ref.tests_tail
+        result.fail(GradeStatus.ERROR, ref.tests_error, ref.tests_tail)
+        return False
+    run = testrun.run_tests(task, cand, _with(limits, task.limits.tests_s), env)
     result.tests = testrun.judge(
-        junit, code, ref.passing, task.tests.must_pass, live, ref.passing_live
-    )
+        run.junit, run.exit_code, ref.passing, task.tests.must_pass, run.live, ref.passing_live,
+        known_failures=ref.failing, known_live=ref.failing_live, base_exit=ref.exit_code,
+    )  # fmt: skip
     if result.tests.passed:
         return True
-    result.artifacts["tests"] = tail
-    status = GradeStatus.TIMEOUT if code is None else GradeStatus.FAILED_TESTS
-    result.fail(status, testrun.reason(result.tests), tail)
+    result.artifacts["tests"] = run.tail
+    status = GradeStatus.TIMEOUT if run.exit_code is None else GradeStatus.FAILED_TESTS
+    missing = [m for m in run.missing if m not in ref.missing]  # new at the candidate
+    result.fail(status, testrun.reason(result.tests, missing), run.tail)
     return False
 
 
@@ -331,7 +471,7 @@ def _measure(
                 return
             say(f"measured: {m.speedup:.3f}x [{m.ci[0]:.3f}, {m.ci[1]:.3f}] {m.verdict}")
         if opts.hotspots and visible.kind == "file":
-            report = profile_hotspots(cand, visible, limits=_with(cand.limits, timeout))
+            report = profile_hotspots(cand, visible, limits=_with(cand.limits, timeout), env=env)
             result.artifacts["hotspots"] = report.text()
     except (ProfileError, UserError) as exc:
         cause = exc.cause if isinstance(exc, ProfileError) else exc.problem

@@ -53,7 +53,7 @@ def workload():
 def _check(name: str, rel: str, hidden: bool) -> dict[str, Any]:
     script = rel.rsplit("/", 1)[-1]
     stem = script.removesuffix(".py")
-    run = f"python3 .optimizer/inputs/{script} .optimizer/{stem}.times"
+    run = f"python3 .optimizer/inputs/{rel} .optimizer/{stem}.times"
     prefix = f"--file_prefix .optimizer/{stem}_ref"
     return {
         "name": name,
