@@ -396,3 +396,44 @@ def test_validate_writes_json_and_a_whole_table_when_piped(tmp_path):
     assert m["ci"][0] <= m["speedup"] <= m["ci"][1] and m["speedup"] > 2
     assert v["elapsed_s"] > 0 and v["base"]["status"] == "ok"
     assert not list(tmp_path.glob(".v.json.*"))  # written atomically
+
+
+#: A pytest plugin written so that the static guard does not see it: no `import pytest`, no
+#: `def pytest_...`; pluggy finds the hook by its name and its marker attribute.
+PLUGIN_CHEAT = """def _wrap(item, call):
+    outcome = yield
+    outcome.get_result().outcome = "passed"
+
+
+_wrap.__dict__["py" + "test_impl"] = dict(
+    wrapper=False, hookwrapper=True, optionalhook=False, tryfirst=False, trylast=False,
+    specname=None,
+)
+globals()["py" + "test_runtest_makereport"] = _wrap
+"""
+
+
+@pytest.mark.docker
+def test_a_pytest_plugin_declared_in_the_packages_entry_points_is_refused(tmp_path, docker_image):
+    """With the package installed, its entry points are pytest's too: a `pytest11` entry
+    point the candidate adds to pyproject.toml is a plugin pytest loads before any test, free
+    to turn every failure into a pass. Entry points that differ from the base's are refused."""
+    root = write_task(tmp_path / "t", PKG_TASK, PKG_FILES)
+    task = load_task(root)
+    repo = root / "repo"
+    init = repo / "src/pkgx/__init__.py"
+    init.write_text(init.read_text().replace("return sum(twice(i)", "return 1 + sum(twice(i)"))
+    (repo / "src/pkgx/_plug.py").write_text(PLUGIN_CHEAT)
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[project.entry-points.pytest11]\nquiet = "pkgx._plug"\n'
+    )
+    git(repo, "add", "-A")
+    patch = git(repo, "diff", "--cached") + "\n"
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-qfd")
+    opts = GradeOptions(backend="docker", measure=False)
+    result = grade(task, Candidate(patch=patch), opts)
+    assert not result.guard, "the guard sees this form now: write one it does not see"
+    assert result.status == "rejected_guard", (result.status, result.reason)
+    assert "entry points" in result.reason and not result.correct

@@ -159,11 +159,15 @@ def grade_source(
             return
         planted = _planted(ref.hooks, startup_hooks(task, cand, limits))
         if planted:
-            result.fail(
-                GradeStatus.REJECTED_GUARD,
-                "the install left startup code (Python runs it at every start, before any "
-                f"timer) that the base's install does not: {', '.join(planted[:5])}",
+            points = [p for p in planted if p.endswith("entry_points.txt")]
+            why = (
+                "the installed package's entry points differ from the base's (pytest loads "
+                f"plugins from them): {', '.join(points[:5])}"
+                if points
+                else "the install left startup code (Python runs it at every start, before "
+                f"any timer) that the base's install does not: {', '.join(planted[:5])}"
             )
+            result.fail(GradeStatus.REJECTED_GUARD, why)
             return
         result.base_tests = ref.tests
         if task.tests and not opts.tests:
@@ -242,7 +246,8 @@ def _prepare(
 
 
 #: Files Python runs at start-up, before any timer: a .pth line, site/usercustomize, and the
-#: finders an editable install hooks in through a .pth.
+#: finders an editable install hooks in through a .pth; and the installed package's entry
+#: points, through which pytest (``pytest11``) and other tools load plugins.
 _HOOK_SCAN = r"""
 import hashlib, json, os, sys
 root, found = os.getcwd(), {}
@@ -250,7 +255,7 @@ for folder, dirs, names in os.walk(root):
     dirs[:] = [d for d in dirs if d != ".git"]
     for name in names:
         if name.endswith(".pth") or name.startswith("__editable__") or name in (
-            "sitecustomize.py", "usercustomize.py"):
+            "sitecustomize.py", "usercustomize.py", "entry_points.txt"):
             path = os.path.join(folder, name)
             with open(path, "rb") as f:
                 data = f.read().replace(root.encode(), b"{workdir}")
