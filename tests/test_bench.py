@@ -115,7 +115,7 @@ def test_a_vs_a_is_same(slower_repo: Path) -> None:
     # 95% CI alone may miss 1.0 (about one A/A run in 20 by design, more while the load drifts
     # between the runs of a pair), which is why a verdict also needs p < 0.005 and the floor.
     assert by["wall"].verdict in ("same", "inconclusive")
-    assert by["wall"].p_value >= 0 and by["wall"].n_base == by["wall"].n_head >= 8
+    assert by["wall"].pairs >= 8 and len(by["wall"].base_samples) == by["wall"].pairs
 
 
 def test_three_percent_patch_reads_as_three_percent(tmp_path: Path) -> None:
