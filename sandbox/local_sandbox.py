@@ -81,7 +81,7 @@ def check_python(python: str | None) -> None:
 
 
 def cache_dir() -> Path:
-    """The tool's cache: $OPTIMIZER_CACHE, else ~/.cache/optimizer (as the importers use)."""
+    """The tool's cache: $OPTIMIZER_CACHE, else ~/.cache/optimizer (every cache lives there)."""
     if os.environ.get("OPTIMIZER_CACHE"):
         return Path(os.environ["OPTIMIZER_CACHE"]).expanduser()
     return Path.home() / ".cache" / "optimizer"

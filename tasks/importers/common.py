@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import UserError
+from sandbox.local_sandbox import cache_dir as tool_cache
 from tasks.model import TASK_FILE, Task, TaskError, load_task
 
 
@@ -167,14 +168,8 @@ def unified_diff(path: str, old: str, new: str) -> str:
 
 
 def cache_root(cache_dir: Path | None = None) -> Path:
-    """``<cache>/imported``: ``cache_dir``, else $OPTIMIZER_CACHE, else ~/.cache/optimizer."""
-    if cache_dir is not None:
-        base = Path(cache_dir)
-    elif os.environ.get("OPTIMIZER_CACHE"):
-        base = Path(os.environ["OPTIMIZER_CACHE"])
-    else:
-        base = Path.home() / ".cache" / "optimizer"
-    return base.expanduser() / "imported"
+    """``<cache>/imported``: ``cache_dir``, else the tool's cache (``sandbox`` knows where)."""
+    return (Path(cache_dir).expanduser() if cache_dir is not None else tool_cache()) / "imported"
 
 
 def file_digest(path: Path) -> str:
