@@ -28,8 +28,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sandbox import Source
-from sandbox.source import materialize
+from sandbox import Limits, Source, open_sandbox
 from tasks.importers.common import dump_toml, ensure_newline
 from tasks.model import TASK_FILE, Kind, Task, TaskError
 from tasks.source import is_test_path, repo_root, resolve_commit, split_diff
@@ -83,11 +82,7 @@ def new_task(
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise TaskError(f"--out {dest} exists and is not empty", "pass a new folder with --out")
 
-    with tempfile.TemporaryDirectory(prefix="optimizer-tasks-new-") as tmp:
-        checkout = Path(tmp) / "base"
-        checkout.mkdir()
-        materialize(Source(repo=root, rev=base_sha), checkout)
-        collected = collect_test_files(checkout, _tracked(root, base_sha))
+    collected = collect_test_files(Source(repo=root, rev=base_sha), _tracked(root, base_sha))
     protected = sorted({_protect_entry(p) for p in collected})
     code, test_diff = split_diff(root, base_sha, expert_sha, protected)
     if not code:
@@ -130,24 +125,22 @@ def new_task(
     return dest
 
 
-def collect_test_files(checkout: Path, tracked: list[str]) -> list[str]:
-    """The test files of the tree in ``checkout``: what ``pytest --collect-only`` collects
-    there, or, where pytest cannot collect (not installed, an import error, no tests), the
-    tracked files named like tests (``test_*.py``, ``*_test.py``, under ``tests/``)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout), "PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("PYTEST_ADDOPTS", None)
-    try:
-        done = subprocess.run(
-            ["python3", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-            cwd=checkout, env=env, capture_output=True, text=True, timeout=COLLECT_TIMEOUT_S,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        done = None
+def collect_test_files(source: Source, tracked: list[str]) -> list[str]:
+    """The test files of ``source``: what ``pytest --collect-only`` collects there, or, where
+    pytest cannot collect (not installed, an import error, no tests), the tracked files
+    named like tests (``test_*.py``, ``*_test.py``, under ``tests/``). Collecting imports the
+    project's test modules and conftest files, so it runs in a confined local sandbox (no
+    network, the host's pytest), never on the host itself."""
+    command = ["python3", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    env = {"PYTHONPATH": "{workdir}", "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ADDOPTS": ""}
+    with open_sandbox(source, "local", limits=Limits(wall_s=COLLECT_TIMEOUT_S)) as sb:
+        done = sb.run(command, env=env)
+    files = set(tracked)
     found: dict[str, None] = {}
-    if done is not None and done.returncode == 0:
+    if done.ok:
         for line in done.stdout.splitlines():
             path = line.strip().split("::", 1)[0]
-            if "::" in line and (checkout / path).is_file():
+            if "::" in line and (path in files or not files):
                 found[path] = None
     if found:
         return list(found)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import Source
 from tasks.model import load_task
 from tasks.new import _protect_entry, collect_test_files
 from tasks.source import expert_patch, split_diff, task_test_patch, with_repo
@@ -235,10 +236,12 @@ def test_split_diff_and_the_protected_folders(project, make_repo):
     assert _protect_entry("tests/unit/test_a.py") == "tests/"
     assert _protect_entry("pkg/tests/test_a.py") == "pkg/tests/"
     assert _protect_entry("pkg/test_core.py") == "pkg/test_core.py"  # not the whole package
-    assert collect_test_files(repo, []) == ["tests/test_sizes.py", "tests/test_total.py"]
+    at_expert = Source(repo=repo, rev=expert)
+    assert collect_test_files(at_expert, []) == ["tests/test_sizes.py", "tests/test_total.py"]
     plain = make_repo({"lib.py": "x = 1\n", "lib_test.py": "import nothing_at_all\n"}, name="p")
     # pytest cannot import it: the files named like tests are taken instead
-    assert collect_test_files(plain, ["lib.py", "lib_test.py"]) == ["lib_test.py"]
+    tracked = ["lib.py", "lib_test.py"]
+    assert collect_test_files(Source(repo=plain, rev="HEAD"), tracked) == ["lib_test.py"]
 
 
 @pytest.mark.docker
