@@ -8,7 +8,6 @@ that try to hide behind them), and the reason and the stderr tail of every failu
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from tasks import testrun
 from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import Task, TaskError, load_task
-from tests.test_exploits import FINALIZER
+from tests.test_exploits import FINALIZER, _toml
 
 LOCAL = GradeOptions(backend="local", measure=False)
 
@@ -64,14 +63,6 @@ UNITTEST = "python3 -m unittest discover -s tests -t ."
 PYTEST = "python3 -m pytest -q -p no:cacheprovider tests"
 IDS = [f"tests.test_calc.TestCalc::{n}" for n in ("test_add", "test_mul", "test_mul_zero")]
 NET = "tests.test_net.TestNet::test_fetch"
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
 
 
 def make_task(
