@@ -7,6 +7,10 @@ pristine copy of the tree: ``cp -a`` locally, a fresh container of the instance 
 docker), on a one-file repo and on a bigger one (``--big-files`` files, ``--big-mb`` MB).
 The "pristine cost" column is the sealed median minus the unsealed one. Target: a median
 under 0.5 s for docker. Prints one table row per backend, tree and mode.
+
+With a Docker engine, a second table sets the two ways of making a sealed docker run
+pristine side by side, on ``python3 -c pass`` (``--session-runs`` runs each): a fresh
+container per run, and a ``docker exec`` per run in one :meth:`Sandbox.session`.
 """
 
 from __future__ import annotations
@@ -58,11 +62,45 @@ def measure(sandbox, runs: int, sealed: bool) -> list[float]:
     return times
 
 
+def fresh_vs_session(source: Source, runs: int) -> Table:
+    """Median cost of a sealed docker `python3 -c pass`: a fresh container vs a session exec,
+    run by turns so that both see the same load."""
+    from sandbox.docker_sandbox import DockerSandbox
+
+    table = Table(title=f"docker, sealed: one `python3 -c pass`, warm, {runs} runs by turns")
+    for col in ("mode", "median s", "p90 s", "min s", "duration_s", "overhead_s", "speed-up"):
+        table.add_column(col)
+    cmd = ["python3", "-c", "pass"]
+    with DockerSandbox(source) as sb:
+        sb.seal()
+        with sb.session(writable=(".optimizer-out",)) as session:
+            modes = {"fresh container": sb, "session exec": session}
+            rows: dict[str, list] = {mode: [] for mode in modes}
+            for i in range(runs + 1):  # the first round warms up
+                for mode, sandbox in modes.items():
+                    started = time.perf_counter()
+                    result = sandbox.run(cmd)
+                    assert result.ok, result
+                    if i:
+                        rows[mode].append((time.perf_counter() - started, result))
+    fresh = statistics.median(t for t, _ in rows["fresh container"])
+    for mode, got in rows.items():
+        times = sorted(t for t, _ in got)
+        median = statistics.median(times)
+        table.add_row(
+            mode, f"{median:.4f}", f"{times[int(0.9 * (len(times) - 1))]:.4f}", f"{times[0]:.4f}",
+            f"{statistics.median(r.duration_s for _, r in got):.4f}",
+            f"{statistics.median(r.overhead_s for _, r in got):.4f}", f"{fresh / median:.1f}x",
+        )  # fmt: skip
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--big-files", type=int, default=3000)
     parser.add_argument("--big-mb", type=int, default=60)
+    parser.add_argument("--session-runs", type=int, default=20)
     args = parser.parse_args()
     table = Table(title=f"sandbox overhead: one `true`, warm, {args.runs} runs")
     for col in ("backend", "tree", "mode", "median s", "p90 s", "min s", "pristine cost s"):
@@ -98,7 +136,9 @@ def main() -> None:
                         f"< {target} {verdict}" if target else "-",
                     )  # fmt: skip
                     unsealed = median
-    Console().print(table)
+        Console().print(table)
+        if available():
+            Console().print(fresh_vs_session(trees["1 file"], args.session_runs))
 
 
 if __name__ == "__main__":

@@ -26,13 +26,39 @@ def human(value: float, unit: str) -> str:
 
 
 def _row(b: BenchmarkResult, mv: MetricVerdict) -> str:
+    """Before, After and Ratio from one estimator: After is Before x the ratio, the estimate
+    the ratio's CI is about (per-side medians of bimodal wall samples can disagree with a
+    paired ratio; the raw medians stay in the JSON record)."""
     r = mv.result
     unit = "" if r.unit == "s" else " instr"
-    ratio = f"{r.ratio:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
+    before, after = r.base_median, r.base_median * r.ratio
+    if r.deterministic:
+        ratio = f"{r.ratio:.3f} (exact)"
+    else:
+        ratio = f"{r.ratio:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}]"
     return (
-        f"| {MARK[mv.verdict]} | {human(r.base_median, r.unit)}{unit} | "
-        f"{human(r.head_median, r.unit)}{unit} | {ratio} | {mv.verdict} | "
+        f"| {MARK[mv.verdict]} | {human(before, r.unit)}{unit} | "
+        f"{human(after, r.unit)}{unit} | {ratio} | {mv.verdict} | "
         f"{b.name} ({mv.metric}) |"
+    )
+
+
+#: How each metric's ratio and CI are estimated (stated under the table).
+ESTIMATORS = {
+    "wall": "wall: the Hodges-Lehmann estimate of the per-pair ratios (base and head run "
+    "back to back), with a signed-rank (Wilcoxon) 95% CI",
+    "instructions": "instructions: the ratio of medians, exact when the counts are constant "
+    "on both sides (`exact`), else with a bootstrap 95% CI",
+}
+
+
+def estimators(record: CIRecord) -> str:
+    """The sentence that says where Before, After and Ratio come from."""
+    used = {mv.metric for res in record.benchmarks for mv in res.metrics}
+    ratio = "; ".join(text for metric, text in ESTIMATORS.items() if metric in used)
+    return (
+        "Before is the base's median, After is Before × Ratio, so both columns follow the "
+        f"estimator of the ratio and its CI. Ratio (head / base): {ratio or 'none measured'}."
     )
 
 
@@ -54,7 +80,8 @@ def markdown(record: CIRecord) -> str:
         if res.error:
             lines.append(f"| x | failed | failed | n/a | error | {res.name} |")
         lines += [_row(res, mv) for mv in res.metrics]
-    lines += ["", "`+` slower, `-` faster, `~` cannot tell (noise), `x` failed."]
+    lines += ["", "`+` slower, `-` faster, `~` cannot tell (noise), `x` failed.", ""]
+    lines.append(estimators(record))
     for res in record.benchmarks:
         if res.verdict == "regression":
             lines += ["", f"### Regression: {res.name}", ""]

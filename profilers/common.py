@@ -67,6 +67,8 @@ def run_harness(
     out = f"{OUT_DIR}/result-{mode}.json"
     cfg = {"mode": mode, "kind": workload.kind, "target": workload.target, "out": out}
     cfg.update(nonce=nonce, cgdir=f"{OUT_DIR}/callgrind", **options)
+    if workload.name is not None:
+        cfg["name"] = workload.name
     r = sb.run([python, HARNESS, json.dumps(cfg)], limits=limits, env=env, collect=[out])
     raw = r.files.get(out)
     data: Any = None

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from profilers.common import ProfileError, run_harness
 from profilers.instructions import measure_instructions
 from profilers.models import Workload
-from profilers.stats import ALPHAS, FLOORS, adaptive
+from profilers.stats import ALPHAS, FLOORS, Comparison, adaptive
 from profilers.wall import measure_wall
 from sandbox import Sandbox
 from sandbox.errors import UserError
@@ -243,35 +243,31 @@ def compare_metric(
         clocks = clocks_agree(base, head)
         if verdict == "faster" and clocks != "agree":
             verdict = "inconclusive"
-    return MetricResult(
-        metric=metric,
-        unit=UNITS[metric],
-        region=base.region if base.workload.kind == "file" else "total",
-        verdict=verdict,
-        ratio=cmp.ratio,
-        ci=cmp.ci,
-        p_value=cmp.p_value,
-        p_slower=cmp.p_slower,
-        p_faster=cmp.p_faster,
-        p_mwu=cmp.p_mwu,
-        deterministic=cmp.deterministic,
-        floor=floor,
-        pairs=min(len(bs), len(hs)),
-        stopped=stopped,
-        base_median=cmp.base_median,
-        head_median=cmp.head_median,
-        cv_base=cmp.cv_base,
-        cv_head=cmp.cv_head,
-        base_samples=bs,
-        head_samples=hs,
-        order=order,
+    return samples_result(
+        metric, cmp, bs, hs, order, stopped, floor=floor,
+        region=base.region if base.workload.kind == "file" else "total", verdict=verdict,
         base_raw_ns=list(base.raw) if wall else None,
         head_raw_ns=list(head.raw) if wall else None,
         base_parts_s=base.median_parts() if wall else None,
         head_parts_s=head.median_parts() if wall else None,
-        clocks=clocks,
-        outputs=outputs_agree(base.outputs, head.outputs),
-    )
+        clocks=clocks, outputs=outputs_agree(base.outputs, head.outputs),
+    )  # fmt: skip
+
+
+def samples_result(
+    metric: Metric, cmp: Comparison, bs: list[float], hs: list[float], order: list[str],
+    stopped: str, *, floor: float, region: Region = "workload", **extra: object,
+) -> MetricResult:  # fmt: skip
+    """A MetricResult from two sides' samples and their comparison (``extra``: the rest)."""
+    fields: dict = dict(
+        metric=metric, unit=UNITS[metric], region=region, verdict=cmp.verdict.value,
+        ratio=cmp.ratio, ci=cmp.ci, p_value=cmp.p_value, p_slower=cmp.p_slower,
+        p_faster=cmp.p_faster, p_mwu=cmp.p_mwu, deterministic=cmp.deterministic, floor=floor,
+        pairs=min(len(bs), len(hs)), stopped=stopped, base_median=cmp.base_median,
+        head_median=cmp.head_median, cv_base=cmp.cv_base, cv_head=cmp.cv_head,
+        base_samples=bs, head_samples=hs, order=order,
+    )  # fmt: skip
+    return MetricResult(**(fields | extra))
 
 
 def outputs_agree(base: list[dict | None], head: list[dict | None]) -> str | None:

@@ -51,22 +51,43 @@ class HarnessError(Exception):
     pass
 
 
-def load(path):
+def load(path, name="optimizer_workload"):
     import importlib.util
 
-    sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     if not os.path.isfile(path):
         raise HarnessError(f"workload file {path} does not exist in this tree")
-    spec = importlib.util.spec_from_file_location("optimizer_workload", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["optimizer_workload"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
-    if not callable(getattr(module, "workload", None)):
+    if not callable(getattr(module, "workload", None)) and not driven(module):
         raise HarnessError(f"workload file {path} defines no workload() function")
     setup = getattr(module, "setup", None)
     if setup is not None and not callable(setup):
         raise HarnessError(f"setup in {path} is not a function")
     return module
+
+
+def driven(module):
+    """Whether the workload file drives itself: ``drive(region)`` instead of ``workload()``.
+
+    A driven file (a pytest run, say) calls ``region(name, fn)`` around each measured call;
+    the harness measures ``fn()`` there and returns its result, so the caller's context
+    (fixtures, ``setup_method``) stays alive around the measurement. ``region.names`` lists
+    the names the harness was asked to measure (None: any), and
+    ``region.failed(name, message)`` reports one that failed outside its region.
+    """
+    return callable(getattr(module, "drive", None))
+
+
+def progress(cfg, text):
+    """Say where the run is (``progress.txt``), so that a timeout can name what took the time."""
+    path = cfg.get("progress")
+    if path:
+        with contextlib.suppress(OSError), open(path, "w") as f:
+            f.write(text)
 
 
 def maxrss_kb(who=resource.RUSAGE_SELF):
@@ -243,6 +264,8 @@ def timed_file(cfg):
     t0 = _clock()
     module = load(cfg["target"])
     t1 = _clock()
+    if driven(module):
+        return timed_drive(cfg, module, t0, t1, warmup, inner, force)
     if getattr(module, "setup", None):
         module.setup()
     t2 = _clock()
@@ -266,6 +289,40 @@ def timed_file(cfg):
         "maxrss_kb": maxrss_kb(),
         "maxrss_setup_kb": rss_setup,
     }
+
+
+def timed_drive(cfg, module, t0, t1, warmup, inner, force):
+    """A driven file: its first ``region(name, fn)`` for ``cfg["name"]`` is timed; the time
+    from the import to that call is its setup."""
+    got = {}
+
+    def region(name, fn):
+        if got or cfg.get("name") not in (None, name):
+            return fn()
+        t2 = _clock()
+        got.update(setup_ns=t2 - t1, maxrss_setup_kb=maxrss_kb())
+        for _ in range(warmup):
+            fn()
+        samples, result = [], None
+        for _ in range(inner):
+            t = _clock()
+            result = fn()
+            if force:
+                materialize(result)
+            samples.append(_clock() - t)
+        got.update(samples_ns=samples, output=summarize(result))
+        return result
+
+    failed = {}
+    region.names = [cfg["name"]] if cfg.get("name") else None
+    region.failed = lambda name, message: failed.setdefault(name, str(message))
+    module.drive(region)
+    why = failed.get(cfg.get("name")) if cfg.get("name") else next(iter(failed.values()), None)
+    if why:
+        raise HarnessError(f"{cfg.get('name') or cfg['target']} failed: {why}")
+    if "samples_ns" not in got:
+        raise HarnessError(f"{cfg.get('name') or cfg['target']} never reached its measured call")
+    return dict(got, import_ns=t1 - t0, maxrss_kb=maxrss_kb())
 
 
 def mode_wall(cfg):
@@ -316,6 +373,159 @@ def mode_region(cfg):
         materialize(result)
     os.getpriority(os.PRIO_PROCESS, 0)  # callgrind dump 2: the region
     return {"output": summarize(result)}
+
+
+def mode_batch_region(cfg):
+    """Under callgrind: each of ``targets`` ({name, target}) in turn, its region between two
+    markers; a driven file marks each ``region(name, fn)`` it calls. Each finished region is
+    appended to ``regions.jsonl`` (its name, its output, the child processes' callgrind files
+    it made), so a run killed part-way still tells what it counted."""
+    preimport(cfg.get("preimport") or [])
+    cgdir = os.path.dirname(cfg["out"])
+    log = os.path.join(cgdir, "regions.jsonl")
+    own = f"cg.{os.getpid()}."
+
+    def children():
+        return {f for f in os.listdir(cgdir) if f.startswith("cg.") and not f.startswith(own)}
+
+    def record(entry):
+        with open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def region(name, fn):
+        before = children()
+        progress(cfg, f"measuring {name}")
+        entry = {"name": name}
+        os.getpriority(os.PRIO_PROCESS, 0)  # a dump: everything since the last region
+        try:
+            result = fn()
+        except BaseException as exc:
+            entry["error"] = error_line(exc)
+            raise
+        finally:
+            os.getpriority(os.PRIO_PROCESS, 0)  # a dump: this region
+            entry["children"] = sorted(children() - before)
+            if "error" not in entry:
+                entry["output"] = summarize(result)
+            record(entry)
+            progress(cfg, f"after {name}")
+        return result
+
+    region.failed = lambda name, message: record({"name": name, "failed": str(message)})
+    for i, t in enumerate(cfg["targets"]):
+        name = t["name"]
+        try:
+            progress(cfg, f"importing {name}")
+            module = load(t["target"], f"optimizer_workload_{i}")
+            if driven(module):
+                region.names = t.get("names")
+                module.drive(region)
+                continue
+            if getattr(module, "setup", None):
+                progress(cfg, f"setup of {name}")
+                module.setup()
+            region(name, module.workload)
+        except Exception as exc:  # this target failed; the next ones still run
+            record({"name": name, "failed": error_line(exc)})
+    return {"regions": len(cfg["targets"])}
+
+
+def error_line(exc):
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()[:500]
+
+
+def mode_batch(cfg):
+    """Count the regions of many workload files (``targets``) in one callgrind process.
+
+    A watchdog stops the process when one step (start-up, an import, a setup, a region)
+    runs past ``step_timeout_s`` (start-up: at least 300 s); the regions counted before it
+    are still reported, and ``stuck`` names the step that took the time."""
+    cgdir = cfg["cgdir"]
+    os.makedirs(cgdir, exist_ok=True)
+    for old in glob.glob(os.path.join(cgdir, "*")):
+        os.remove(old)
+    prefix, aslr_off = aslr_prefix()
+    status = os.path.join(cgdir, "progress.txt")
+    inner = dict(cfg, mode="batch-region", out=os.path.join(cgdir, "region.json"), progress=status)
+    argv = prefix + [
+        "valgrind",
+        "--tool=callgrind",
+        "--log-file=" + os.path.join(cgdir, "valgrind.%p.log"),
+        "--trace-children=yes",
+        "--callgrind-out-file=" + os.path.join(cgdir, "cg.%p.out"),
+        "--dump-before=" + DUMP_MARK,
+        sys.executable,
+        os.path.abspath(__file__),
+        json.dumps(inner),
+    ]
+    start = "python start-up under valgrind"  # allowed 300 s: a loaded machine is slow
+    progress(inner, start)
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    try:
+        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    except FileNotFoundError:
+        raise HarnessError("valgrind is not installed where the workload runs") from None
+    limit = float(cfg.get("step_timeout_s") or 0)
+    stuck, last, since = None, None, time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            with open(status) as f:
+                now = f.read()
+        except OSError:
+            now = last
+        if now != last:
+            last, since = now, time.monotonic()
+        elif limit and time.monotonic() - since > (limit if now != start else max(limit, 300)):
+            stuck = f"{now} took more than {time.monotonic() - since:.0f} s"
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, 9)
+            proc.wait()
+            break
+    entries = []
+    with contextlib.suppress(OSError), open(os.path.join(cgdir, "regions.jsonl")) as f:
+        for line in f:
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(line))
+    regions = [e for e in entries if isinstance(e, dict) and "children" in e]
+    parts = sorted(
+        glob.glob(os.path.join(cgdir, f"cg.{proc.pid}.out.*")),
+        key=lambda p: int(p.rsplit(".", 1)[1]),
+    )
+    ended = stuck is None and proc.returncode == 0
+    if len(parts) not in (
+        (2 * len(regions),) if ended else (2 * len(regions), 2 * len(regions) + 1)
+    ):
+        raise HarnessError(
+            f"expected {2 * len(regions)} callgrind dumps around {len(regions)} regions, found "
+            f"{len(parts)} (a workload calls os.getpriority, which marks the regions: refused)"
+        )
+    counts, outputs, errors = {}, {}, {}
+    for k, e in enumerate(regions):
+        name = str(e.get("name"))
+        if "error" in e:
+            errors[name] = e["error"]
+            continue
+        extra = [os.path.join(cgdir, c) for c in e.get("children") or []]
+        counts[name] = summary(parts[2 * k + 1]) + sum(summary(c) for c in extra)
+        outputs[name] = e.get("output")
+    for e in entries:
+        if isinstance(e, dict) and "failed" in e:
+            errors[str(e.get("name"))] = str(e["failed"])
+    if stuck is None and proc.returncode:
+        stuck = f"the process exited with code {proc.returncode} during: {last or 'start-up'}"
+    return {
+        "counts": counts,
+        "outputs": outputs,
+        "errors": errors,
+        "stuck": stuck,
+        "phase": last if stuck else None,
+        "aslr_off": aslr_off,
+    }
 
 
 def aslr_prefix():
@@ -429,13 +639,30 @@ def mode_hotspots(cfg):
     if cfg["kind"] != "file":
         raise HarnessError("hotspots need a workload file with workload(), not a command")
     module = load(cfg["target"])
-    if getattr(module, "setup", None):
-        module.setup()
-    work = module.workload
     prof = cProfile.Profile()
-    prof.enable()
-    work()
-    prof.disable()
+    if driven(module):
+        seen = []
+
+        def region(name, fn):
+            if seen or cfg.get("name") not in (None, name):
+                return fn()
+            seen.append(name)
+            prof.enable()
+            try:
+                return fn()
+            finally:
+                prof.disable()
+
+        region.names = [cfg["name"]] if cfg.get("name") else None
+        region.failed = lambda name, message: None
+        module.drive(region)
+    else:
+        if getattr(module, "setup", None):
+            module.setup()
+        work = module.workload
+        prof.enable()
+        work()
+        prof.disable()
     prof.create_stats()
     rows = []
     for (file, line, func), (cc, nc, tt, ct, callers) in prof.stats.items():
@@ -461,6 +688,8 @@ MODES = {
     "wall": mode_wall,
     "imports": mode_imports,
     "region": mode_region,
+    "batch": mode_batch,
+    "batch-region": mode_batch_region,
     "instructions": mode_instructions,
     "hotspots": mode_hotspots,
 }

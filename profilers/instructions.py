@@ -15,6 +15,8 @@ workload small. Counts miss I/O waits, threads and cache effects; confirm with w
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from profilers.common import ProfileError, run_harness
 from profilers.models import InstructionRun, Workload
 from sandbox import Limits, Sandbox
@@ -46,3 +48,54 @@ def measure_instructions(
         aslr_off=bool(data.get("aslr_off")),
         python=str(data.get("python", "")),
     )
+
+
+#: How much slower a run is under callgrind than natively (for limits and messages).
+VALGRIND_SLOWDOWN = 30
+
+
+class BatchTarget(BaseModel):
+    """A workload file of a batch; a driven one measures ``names`` (None: all it marks)."""
+
+    name: str
+    target: str
+    names: list[str] | None = None
+
+
+class BatchCount(BaseModel):
+    """One callgrind process over many workload files: each region's count, or its error."""
+
+    counts: dict[str, int] = Field(default_factory=dict)
+    outputs: dict[str, dict | None] = Field(default_factory=dict)
+    errors: dict[str, str] = Field(default_factory=dict)
+    stuck: str | None = Field(None, description="The step the watchdog stopped, or a crash.")
+    phase: str | None = Field(None, description="The step it was in when it stopped.")
+    aslr_off: bool = False
+    python: str = ""
+
+
+def count_batch(
+    sb: Sandbox,
+    targets: list[BatchTarget],
+    *,
+    step_timeout_s: float,
+    python: str = "python3",
+    limits: Limits | None = None,
+    env: dict[str, str] | None = None,
+) -> BatchCount:
+    """Count the ``workload()`` region of each target in one callgrind process.
+
+    A driven file (``drive(region)``, as the pytest-benchmark runner is) reports the regions
+    it marks under their own names. A step (start-up, an import, a setup, a region) that runs
+    past ``step_timeout_s`` stops the process; what was counted before it is kept, and
+    ``stuck`` names the step.
+    """
+    data = run_harness(
+        sb, "batch", Workload(kind="file", target=targets[0].target if targets else ""),
+        python=python, limits=limits, env=env, step_timeout_s=step_timeout_s,
+        targets=[t.model_dump(exclude_none=True) for t in targets],
+    )  # fmt: skip
+    try:
+        return BatchCount.model_validate({**data, "python": str(data.get("python", ""))})
+    except ValueError as exc:
+        raise ProfileError(f"garbage: malformed batch result ({exc.__class__.__name__})") from None

@@ -13,6 +13,9 @@ class Workload(BaseModel):
 
     kind: Literal["file", "command"]
     target: str
+    name: str | None = Field(
+        None, description="For a driven file (drive(region)): the region to measure."
+    )
 
     def describe(self) -> str:
         return self.target if self.kind == "command" else f"file {self.target}"

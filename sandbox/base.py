@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import signal
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from sandbox.models import Limits, RunResult, Source, Status
@@ -82,6 +83,17 @@ class Sandbox(ABC):
         if not self.sealed:
             self._seal()
             self.sealed = True
+
+    @contextlib.contextmanager
+    def session(self, writable: Iterable[str] = ()) -> Iterator[Sandbox]:
+        """A sandbox for many short runs, each still starting from the pristine tree.
+
+        Inside ``with sb.session() as s:``, ``s.run(...)`` behaves like ``sb.run(...)``; a
+        backend whose pristine runs are costly to start may make them cheaper (docker: one
+        long-lived container and a ``docker exec`` per run, where ``writable`` names the
+        work-dir paths a run may write). By default it yields the sandbox itself.
+        """
+        yield self
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write a file into the copy (relative to the work directory), before sealing."""

@@ -8,6 +8,10 @@ committed as the next instance image, so installs and builds persist; after it, 
 committed: each run starts from the sealed image's pristine tree (a copy-on-write layer, so
 starting afresh costs nothing extra). A run that passes its time limit is killed, and its
 container is removed whatever happens, Ctrl-C included.
+
+Starting a container costs a few hundred ms, so for many short runs a sealed sandbox offers
+:meth:`DockerSandbox.session`: one long-lived container with a read-only tree, and a
+``docker exec`` per run (see :class:`DockerSession`).
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import socket
 import tarfile
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import docker.errors
+import requests
 from docker.types import LogConfig, Ulimit
 
-from sandbox.base import OutputCapture, Sandbox, classify
+from sandbox.base import OutputCapture, Sandbox, SealedError, classify, relative
 from sandbox.engine import BUILD_LABEL, LABEL, OWNER, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
@@ -37,6 +43,11 @@ from sandbox.source import materialize
 WORKDIR = "/work"
 _COLLECT_MAX = 64 * MiB
 _STDIN = ".optimizer-stdin"
+_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
+
+
+def _env(env: Mapping[str, str]) -> dict[str, str]:
+    return {"HOME": "/tmp", "TMPDIR": "/tmp", "OPTIMIZER_SANDBOX": "docker", **env}
 
 
 class DockerSandbox(Sandbox):
@@ -101,30 +112,54 @@ class DockerSandbox(Sandbox):
             _remove_image(self.client, self._instance)
             self._instance = None
 
+    @contextlib.contextmanager
+    def session(self, writable: Iterable[str] = ()) -> Iterator[Sandbox]:
+        """One long-lived container for many short runs of the sealed tree (a
+        :class:`DockerSession`), removed when the block ends, Ctrl-C included.
+
+        ``writable`` names work-dir paths that runs may write (each a private tmpfs, emptied
+        after every run, that hides what the sealed tree has there); the rest is read-only.
+        """
+        if not self.sealed:
+            raise RuntimeError("a session runs the sealed tree: call seal() first")
+        with DockerSession(self, [relative(p) for p in writable]) as session:
+            yield session
+
     # -- running ---------------------------------------------------------------------------
-    def _create(self, args: list[str], limits: Limits, env: Mapping[str, str]):
+    def _create(
+        self,
+        args: list[str],
+        limits: Limits,
+        env: Mapping[str, str],
+        writable: Sequence[str] = (),
+        **options,
+    ):
+        """A container of the instance image with every limit; ``writable`` (absolute
+        paths) get a tmpfs like /tmp's, ``options`` go to the engine as they are."""
         ulimits = [Ulimit(name="core", soft=0, hard=0), Ulimit(name="nofile", soft=4096, hard=4096)]
         if limits.cpu_s is not None:
             cpu = int(limits.cpu_s + 0.999)
             ulimits.append(Ulimit(name="cpu", soft=cpu, hard=cpu + 1))
+        tmpfs = f"rw,exec,nosuid,size={limits.tmp_mb}m,mode=1777"
         return self.client.containers.create(
             self._instance or self.image,
             args,
             working_dir=WORKDIR,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-            environment={"HOME": "/tmp", "TMPDIR": "/tmp", "OPTIMIZER_SANDBOX": "docker", **env},
+            user=_USER,
+            environment=_env(env),
             network_mode="none",
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
             pids_limit=limits.pids,
             cpuset_cpus=limits.cpuset,
-            tmpfs={"/tmp": f"rw,exec,nosuid,size={limits.tmp_mb}m,mode=1777"},
+            tmpfs={p: tmpfs for p in ["/tmp", *writable]},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             ulimits=ulimits,
             log_config=LogConfig(type="none"),
             labels=self._labels,
             detach=True,
+            **options,
         )
 
     def _execute(
@@ -233,6 +268,227 @@ class DockerSandbox(Sandbox):
                 if member is not None and member.isfile():
                     files[name] = tar.extractfile(member).read()
         return files
+
+
+#: PID 1 of a session. The kernel shields a namespace's init from the namespace's own
+#: processes, so no run can kill it; it reaps nothing, so each process a run orphans stays a
+#: zombie, and after _ORPHANS_MAX of them the container is replaced. (A shell loop that reaps
+#: would die of the first fork a fork bomb leaves it no room for, and the container with it.)
+_INIT = ["sleep", "infinity"]
+_ORPHANS_MAX = 16
+#: The limits a session's container fixes when it starts; the others apply per run.
+_FIXED = ("memory_mb", "pids", "cpuset", "tmp_mb")
+
+
+class DockerSession(Sandbox):
+    """Runs of a sealed :class:`DockerSandbox` as ``docker exec`` into one container.
+
+    The container has a run's limits and settings, a read-only root filesystem (the sealed
+    tree), and a private tmpfs at /tmp and at each ``writable`` path (/dev/shm and
+    /dev/mqueue are writable too). After every run, before it returns, every sandbox-user
+    process is killed, the files to collect are read, and those places are emptied: each run
+    starts from the pristine sealed tree, as a fresh container would, for the cost of two
+    ``docker exec`` instead of a container. When that clean-up cannot run or does not finish
+    the job (a fork bomb left no room for a process, orphans pile up), the container is
+    replaced by a fresh one.
+
+    Per-run ``files=`` and ``stdin=`` are refused (the tree is read-only), and so are per-run
+    memory, pids, cpuset and /tmp limits other than the sandbox's (the container fixes them);
+    the wall, CPU and output limits apply per run. An OOM kill is reported as ``Status.OOM``:
+    the container's memory cgroup counts them, read after each run. ``duration_s`` is the
+    host's clock from the command's start (a byte its wrapper sends just before, see
+    :func:`_wrap`) to the end of the exec's output, as a fresh container's is timed from its
+    start: the few tens of ms ``docker exec`` takes to start a process are overhead.
+    """
+
+    backend = "docker"
+    workdir = WORKDIR
+    sealed = True
+
+    def __init__(self, parent: DockerSandbox, writable: Sequence[str]) -> None:
+        super().__init__(parent.source, parent.limits)
+        self.sha, self.id, self._parent = parent.sha, parent.id, parent
+        self._api = parent.client.api
+        self._writable = [f"{WORKDIR}/{p}" for p in writable]
+        self._reset_script = _reset_script(["/tmp", "/dev/shm", "/dev/mqueue", *self._writable])
+        self._container = None
+        self._start()
+
+    def _start(self) -> None:
+        limits = self.limits.model_copy(update={"cpu_s": None})  # each run sets its own
+        self._oom_kills = 0
+        with self._engine():
+            self._container = self._parent._create(
+                _INIT, limits, {}, self._writable, read_only=True
+            )
+            try:
+                self._container.start()
+            except BaseException:
+                self.close()
+                raise
+
+    def _seal(self) -> None:
+        """Sealed from the start."""
+
+    def _write(self, files: dict[str, bytes]) -> None:
+        raise SealedError("a session's tree is read-only")
+
+    def close(self) -> None:
+        if self._container is not None:
+            _remove(self._container)
+            self._container = None
+
+    def _execute(
+        self,
+        args: list[str],
+        limits: Limits,
+        env: dict[str, str],
+        collect: list[str],
+        stdin: bytes | None,
+        files: dict[str, bytes],
+    ) -> RunResult:
+        if self._container is None:
+            raise RuntimeError("the session has ended")
+        if stdin is not None or files:
+            raise ValueError(
+                "a session's tree is read-only: run with stdin= or files= outside the session"
+            )
+        if fixed := [k for k in _FIXED if getattr(limits, k) != getattr(self.limits, k)]:
+            raise ValueError(f"a session fixes {', '.join(fixed)}: set them on the sandbox")
+        started = time.perf_counter()
+        stop = threading.Event()
+        capture = OutputCapture(limits.output_bytes, stop)
+        began: list[float] = []
+        ended: list[float] = []
+        with self._engine():
+            exec_id = self._api.exec_create(
+                self._container.id, _wrap(args, limits), user=_USER, workdir=WORKDIR,
+                environment=_env(env),
+            )["Id"]  # fmt: skip
+            t0 = time.perf_counter()
+            stream = self._api.exec_start(exec_id, stream=True, demux=True)
+
+        def pump() -> None:
+            _pump(_started(stream, began), capture)
+            ended.append(time.perf_counter())
+            stop.set()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        stopped = "" if stop.wait(limits.wall_s) else "wall"
+        stopped_at = time.perf_counter()
+        if capture.truncated and not ended:
+            stopped = stopped or "output"
+        if stopped and self._exec("kill -9 -1; exit 0")[0] != 0:
+            with contextlib.suppress(docker.errors.APIError):  # no room for a process
+                self._container.kill()
+        reader.join(timeout=30)
+        with self._engine():
+            code = None if stopped else self._api.exec_inspect(exec_id)["ExitCode"]
+        got, oom = self._reset(collect)
+        stderr = capture.text("stderr")
+        status, why = classify(code, stopped=stopped, oom_killed=oom, stderr=stderr, limits=limits)
+        duration = (stopped_at if stopped else ended[0]) - (began[0] if began else t0)
+        return RunResult(
+            status=status,
+            exit_code=code,
+            duration_s=duration,
+            overhead_s=max(0.0, time.perf_counter() - started - duration),
+            stdout=capture.text("stdout"),
+            stderr=stderr,
+            output_truncated=capture.truncated,
+            reason=why,
+            files=got,
+        )
+
+    def _reset(self, collect: list[str]) -> tuple[dict[str, bytes], bool]:
+        """Kill what a run left, read its files, empty the writable places (or replace the
+        container); the files, and whether the OOM killer struck during the run."""
+        code, out, err = self._exec(self._reset_script, *(f"./{p}" for p in collect))
+        counts = dict(ln.split() for ln in err.decode().splitlines() if ln.count(" ") == 1)
+        kills = int(counts.get("oom_kill", self._oom_kills))
+        oom, self._oom_kills = kills > self._oom_kills, kills
+        if code != 0 or int(counts.get("procs", 0)) > 2 + _ORPHANS_MAX:  # init and this shell
+            self.close()
+            self._start()
+        return (_untar(out, collect) if collect else {}), oom
+
+    def _exec(self, script: str, *args: str) -> tuple[int | None, bytes, bytes]:
+        """Run a shell script as the sandbox user, to its end: its exit code (None when it
+        could not run: no room for a process, or no container), stdout and stderr."""
+        try:
+            exec_id = self._api.exec_create(
+                self._container.id, ["/bin/sh", "-c", script, "sh", *args], user=_USER
+            )["Id"]
+            out, err = self._api.exec_start(exec_id, demux=True)
+            return self._api.exec_inspect(exec_id)["ExitCode"], out or b"", err or b""
+        except (docker.errors.APIError, requests.exceptions.ConnectionError):
+            return None, b"", b""
+
+    @contextlib.contextmanager
+    def _engine(self) -> Iterator[None]:
+        """An engine error as one line: most likely the engine restarted, which stops the
+        session's container."""
+        try:
+            yield
+        except (docker.errors.APIError, requests.exceptions.ConnectionError) as exc:
+            why = getattr(exc, "explanation", None) or str(exc)
+            raise SandboxError(
+                f"the session's container is gone ({why})",
+                "check `docker info` (an engine restart stops every container), then run again",
+            ) from None
+
+
+def _wrap(args: list[str], limits: Limits) -> list[str]:
+    """A session run's command under a shell that writes one byte to stderr as it starts it
+    (the host's mark for when it began: nothing the command does can come before it), sets
+    its CPU limit, and once it ends kills what it started (a child holding stdout would keep
+    the exec open)."""
+    cpu = ""
+    if limits.cpu_s is not None:  # as in _create: SIGXCPU, then a second later SIGKILL
+        n = int(limits.cpu_s + 0.999)
+        cpu = f"ulimit -S -t {n} && ulimit -H -t {n + 1} && "
+    script = "printf . >&2; " + cpu + '"$@"; code=$?; kill -9 -1 2>/dev/null; exit $code'
+    return ["/bin/sh", "-c", script, "sh", *args]
+
+
+def _reset_script(places: list[str]) -> str:
+    """After a session run, as the sandbox user: kill every process, write the files named
+    in "$@" (regular, at most _COLLECT_MAX bytes) to stdout as a tar, empty ``places``, and
+    print the memory cgroup's OOM-kill count and the processes left to stderr; fail if a
+    place is still not empty. (The engine's archive API cannot read a tmpfs, hence tar.)"""
+    where = shlex.join(places)
+    count = "/sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control"
+    return f"""kill -9 -1 2>/dev/null; ipcrm -a 2>/dev/null
+[ $# = 0 ] || find "$@" -maxdepth 0 -type f -size -{_COLLECT_MAX + 1}c -print0 2>/dev/null \
+    | tar -cf - --null -T - 2>/dev/null
+for d in {where}; do chmod -R u+rwX "$d"; find "$d" -mindepth 1 -delete; done 2>/dev/null
+sed -n '/^oom_kill /p' {count} >&2 2>/dev/null
+set -- /proc/[0-9]*; echo "procs $#" >&2
+[ -z "$(find {where} -mindepth 1 -print -quit 2>/dev/null)" ]"""
+
+
+def _untar(archive: bytes, names: list[str]) -> dict[str, bytes]:
+    """The regular files among ``names`` in a tar archive (none if it is not one: the
+    engine's message when the exec could not start)."""
+    files: dict[str, bytes] = {}
+    with contextlib.suppress(tarfile.TarError), tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar:
+            name = member.name.removeprefix("./")
+            if member.isfile() and name in names:
+                files[name] = tar.extractfile(member).read()
+    return files
+
+
+def _started(stream, began: list[float]) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """A session run's frames less its wrapper's start byte; notes when the first came."""
+    marked = False
+    for out, err in stream:
+        if not began:
+            began.append(time.perf_counter())
+        if err and not marked:
+            err, marked = err[1:], True
+        yield out, err
 
 
 def _pump(stream, capture: OutputCapture) -> None:
