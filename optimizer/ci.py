@@ -91,10 +91,10 @@ def _open_side(
     build: str | None, stack: contextlib.ExitStack, say: Callable[[str], None],
 ) -> tuple[Side, Sandbox]:  # fmt: skip
     """A side's sandbox with the harness and head's benchmark files, built, not yet sealed."""
-    say(f"copying {label} ({src.rev}) into a {cfg.sandbox} sandbox")
     sb = stack.enter_context(
         open_sandbox(src, cfg.sandbox, limits=Limits(wall_s=cfg.timeout_s), image=image)
     )
+    say(f"copied {label} ({src.rev}) into a {sb.backend} sandbox")
     side = Side(label=label, rev=src.rev, sha=sb.sha)  # type: ignore[arg-type]
     install(sb, Workload(kind="command", target="true"))
     sb.write_files(files)
@@ -225,7 +225,8 @@ def run_ci(
         for label, (side, sb) in sides.items():
             sb.seal()  # every measured run starts from the built tree
             running[label] = (side.name(), stack.enter_context(sb.session(writable=(OUT_DIR,))))
-        results = Gate(cfg, running, say, tick).run(benchmarks)
+        gate = Gate(cfg, running, say, tick)
+        results = gate.run(benchmarks)
         backend = sides["base"][1].backend
     code = exit_code(results, cfg.fail_on_inconclusive)
     return CIRecord(
@@ -238,7 +239,7 @@ def run_ci(
         threshold=cfg.threshold,
         config_file=d.config_file,
         benchmarks=results,
-        skipped=d.skipped,
+        skipped=d.skipped + gate.skipped,
         exit_code=code,
         summary=summary_line(results),
         started_at=started_at,

@@ -159,8 +159,16 @@ def register(app: typer.Typer, user_errors: tuple[type[Exception], ...]) -> None
         bench: str | None = typer.Option(
             None, "--bench", "-b", help="Only benchmarks whose name matches this regex."
         ),
-        budget: float = typer.Option(60.0, "--budget", help="Seconds per benchmark and metric."),
-        timeout: float = typer.Option(120.0, "--timeout", help="Wall-clock limit of one run (s)."),
+        budget: float = typer.Option(
+            CIConfig.model_fields["budget_s"].default,
+            "--budget",
+            help="Seconds per benchmark and metric.",
+        ),
+        timeout: float = typer.Option(
+            CIConfig.model_fields["timeout_s"].default,
+            "--timeout",
+            help="Limit of one native run (s); under valgrind each step gets 30x this.",
+        ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
         junit_path: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
         fail_on_inconclusive: bool = typer.Option(

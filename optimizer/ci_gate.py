@@ -4,7 +4,9 @@ metric allows.
 **Instruction counts** (deterministic): one callgrind process per side counts the region of
 every benchmark (``profilers.instructions.count_batch``), and the two sides run side by
 side, since a count does not depend on load. A round is one such process per side; the
-first two rounds are one count and one repeat that proves the counts constant. Where both
+first two rounds are one count and one repeat that proves the counts constant (where
+round one counted the same on both sides, to the instruction, that was the repeat: two
+processes agree, and the change did not touch the benchmark). Where both
 sides' counts are constant, the exact ratio and the threshold decide, whatever the load
 and however many benchmarks share the Holm family. Where counts vary (ASLR in Docker,
 numpy's threads), more rounds run for those benchmarks alone, while their comparison is
@@ -59,9 +61,14 @@ CI_INSTRUCTION_PAIRS = (INSTRUCTION_PAIRS[0], 10)
 #: cProfile runs per side for a regression's hotspot diff (the median is kept).
 HOTSPOT_RUNS = 3
 SIDES = ("base", "head")
+#: Untimed calls before each counted one: a benchmark is counted warm, as asv and
+#: pytest-benchmark time it (first-call costs such as filling a cache are not the steady state).
+WARMUP = 1
 #: Wall clock: timed calls per process add up to about this much (see ``Gate.calibrate``).
 SAMPLE_S = 0.02
 MAX_INNER = 1000
+#: What the pytest runner says of a test that takes the fixture but never calls it.
+NOT_CALLED = "passed without calling benchmark(...)"
 #: The steps a batch reports, before a benchmark's name.
 _STEPS = ("measuring ", "importing ", "setup of ")
 
@@ -95,6 +102,8 @@ class Gate:
         self.tick = tick or (lambda _done: None)
         self.family: dict[str, int] = {}
         self.by_name: dict[str, Benchmark] = {}
+        #: Benchmarks found to be none when run (the pytest runner's report), with why.
+        self.skipped: list[str] = []
 
     # -- the parameters ------------------------------------------------------------------
     def alpha(self, metric: Metric) -> float:
@@ -108,19 +117,20 @@ class Gate:
         return native * (VALGRIND_SLOWDOWN if metric == "instructions" else 1)
 
     # -- the whole run -------------------------------------------------------------------
+    def planned(self, b: Benchmark) -> list[Metric]:
+        """What is measured up front: with ``both``, instruction counts only; wall clock
+        then confirms the benchmarks whose counts moved (``confirm_with_wall``)."""
+        chosen = metrics(b, self.cfg.metric)
+        return ["instructions"] if chosen == ["instructions", "wall"] else chosen
+
     def run(self, benchmarks: list[Benchmark]) -> list[BenchmarkResult]:
         self.family = {
-            m: sum(m in metrics(b, self.cfg.metric) for b in benchmarks) or 1
-            for m in ("wall", "instructions")
+            m: sum(m in self.planned(b) for b in benchmarks) or 1 for m in ("wall", "instructions")
         }
         first: dict[str, dict[Metric, MetricResult]] = {b.name: {} for b in benchmarks}
         errors: dict[str, str] = {}
         spent = {b.name: 0.0 for b in benchmarks}
-        batched = [
-            b
-            for b in benchmarks
-            if b.kind == "file" and "instructions" in metrics(b, self.cfg.metric)
-        ]
+        batched = [b for b in benchmarks if b.kind == "file" and "instructions" in self.planned(b)]
         ticked: list[str] = []
 
         def finished(b: Benchmark) -> None:
@@ -138,7 +148,7 @@ class Gate:
                 errors[b.name] = got
             else:
                 first[b.name]["instructions"] = got
-            if isinstance(got, str) or metrics(b, self.cfg.metric) == ["instructions"]:
+            if isinstance(got, str) or self.planned(b) == ["instructions"]:
                 finished(b)  # nothing more to measure: say so now, not after the rounds
 
         if batched:
@@ -149,15 +159,58 @@ class Gate:
             started = time.monotonic()
             if b.name not in errors:
                 try:
-                    for metric in metrics(b, self.cfg.metric):
+                    for metric in self.planned(b):
                         if metric not in first[b.name]:
                             first[b.name][metric] = self.measure(b, metric)
                 except UserError as exc:
                     errors[b.name] = str(exc)
             spent[b.name] += time.monotonic() - started
             finished(b)
-        verdicts = self.judge(benchmarks, first, errors)
-        return [self.result(b, verdicts.get(b.name, []), errors.get(b.name)) for b in benchmarks]
+        for name, why in list(errors.items()):  # uses the fixture, never calls it: as
+            if NOT_CALLED in why:  # pytest-benchmark, which only warns, not one to measure
+                self.skipped.append(f"{name}: {NOT_CALLED}")
+                del errors[name]
+        kept = [b for b in benchmarks if not any(s.startswith(f"{b.name}: ") for s in self.skipped)]
+        verdicts = self.judge(kept, first, errors)
+        self.confirm_with_wall(kept, verdicts, errors)
+        return [self.result(b, verdicts.get(b.name, []), errors.get(b.name)) for b in kept]
+
+    def confirm_with_wall(self, benchmarks, verdicts, errors) -> None:
+        """``both``: wall clock for each benchmark whose instruction count regressed (what
+        would fail the job), so the report shows the time too; a wall clock that firmly says
+        faster makes the verdict inconclusive (``result``). One Holm family: those confirmed.
+        An improvement in counts is reported as it is: it fails nothing."""
+        moved = [
+            b
+            for b in benchmarks
+            if b.name not in errors
+            and metrics(b, self.cfg.metric) == ["instructions", "wall"]
+            and any(mv.verdict == "regression" for mv in verdicts[b.name])
+        ]
+        if not moved:
+            return
+        self.family["wall"] = len(moved)
+        by = {b.name: b for b in moved}
+        self.say(f"wall clock: confirming the {len(moved)} benchmarks whose counts regressed")
+        walls: dict[str, MetricResult] = {}
+        for b in moved:
+            try:
+                walls[b.name] = self.measure(b, "wall")
+            except UserError as exc:
+                errors[b.name] = str(exc)
+        names = list(walls)
+        for name, p_holm in zip(names, holm([walls[n].p_value for n in names]), strict=True):
+            res, b = walls[name], by[name]
+            mv = MetricVerdict(
+                metric="wall", verdict="inconclusive", threshold=self.floor(b),
+                alpha=self.alpha("wall"), p_holm=p_holm, result=res,
+            )  # fmt: skip
+            if res.verdict == "same":
+                mv.verdict = "unchanged"
+            elif res.verdict in ("faster", "slower") and p_holm < mv.alpha:
+                mv.verdict = "regression" if res.verdict == "slower" else "improvement"
+            verdicts[name].append(mv)
+            self.say(f"{name}: wall {res.ratio:.3f} {mv.verdict}")
 
     # -- instruction counts, batched -----------------------------------------------------
     def count_rounds(
@@ -221,18 +274,26 @@ class Gate:
     def decide(
         self, b: Benchmark, bs: list[float], hs: list[float], spent: float, most: int
     ) -> MetricResult | None:
-        """The comparison once it is final: constant counts after two rounds, otherwise a
-        conclusive verdict after three, or the most rounds, or the budget."""
-        if min(len(bs), len(hs)) < 2:
-            return None
-        alpha = self.alpha("instructions") / self.family.get("instructions", 1)
-        cmp = compare(bs, hs, floor=self.floor(b), alpha=alpha)
+        """The comparison once it is final: the same count on both sides after one round,
+        constant counts after two, otherwise a conclusive verdict after three, or the most
+        rounds, or the budget."""
         n = min(len(bs), len(hs))
+        alpha = self.alpha("instructions") / self.family.get("instructions", 1)
+        if n == 1 and len(bs) == len(hs) and bs[0] == hs[0]:
+            # Two processes, one per side, counted the same to the instruction: that is the
+            # repeat that proves the count constant, and the change did not touch it.
+            cmp = compare(bs * 2, hs * 2, floor=self.floor(b), alpha=alpha)
+            return samples_result(
+                "instructions", cmp, bs, hs, list(SIDES), "identical", floor=self.floor(b)
+            )
+        if n < 2:
+            return None
+        cmp = compare(bs, hs, floor=self.floor(b), alpha=alpha)
         if cmp.deterministic or cmp.verdict != "inconclusive" and n >= CI_INSTRUCTION_PAIRS[0]:
             stopped = "conclusive"
         elif n >= most:
             stopped = "max_repeats"
-        elif spent > self.cfg.budget_s:
+        elif spent > self.cfg.budget_s * VALGRIND_SLOWDOWN:  # the budget is in native time
             stopped = "budget"
         else:
             return None
@@ -260,8 +321,9 @@ class Gate:
         limits = sb.limits.model_copy(update={"wall_s": step * (len(names) + 2)})
         try:
             return count_batch(
-                sb, targets, step_timeout_s=step, python=self.cfg.python, limits=limits
-            )
+                sb, targets, step_timeout_s=step, warmup=WARMUP, python=self.cfg.python,
+                limits=limits,
+            )  # fmt: skip
         except ProfileError as exc:
             raise UserError(
                 f"counting instructions failed on {label}: {exc.cause}",
@@ -351,12 +413,23 @@ class Gate:
             names = [b.name for b in benchmarks if b.name not in errors and metric in first[b.name]]
             adjusted = holm([first[n][metric].p_value for n in names])
             alpha = self.alpha(metric)
+            flagged = [
+                (by_name[n], first[n][metric])
+                for n, p in zip(names, adjusted, strict=True)
+                if first[n][metric].verdict in ("faster", "slower") and p < alpha
+                and not first[n][metric].deterministic and by_name[n].kind == "file"
+            ]  # fmt: skip
+            recounted = (
+                self.recount([b for b, _ in flagged])
+                if metric == "instructions" and flagged and self.cfg.confirm
+                else {}
+            )
             for name, p_holm in zip(names, adjusted, strict=True):
                 b = by_name[name]
                 res = first[name][metric]
                 mv = MetricVerdict(
                     metric=metric, verdict="inconclusive", threshold=self.floor(b), alpha=alpha,
-                    p_holm=p_holm, result=res,
+                    p_holm=p_holm, result=res, confirm=recounted.get(name),
                 )  # fmt: skip
                 if res.verdict == "same":
                     mv.verdict = "unchanged"
@@ -365,18 +438,32 @@ class Gate:
                 out[name].append(mv)
         return out
 
+    def recount(self, flagged: list[Benchmark]) -> dict[str, MetricResult]:
+        """The confirming re-count of every flagged, not constant, instruction comparison:
+        fresh rounds for all of them at once (one callgrind process per side per round)."""
+        names = ", ".join(b.name for b in flagged[:3]) + (", ..." if len(flagged) > 3 else "")
+        self.say(f"instructions: re-counting {len(flagged)} flagged changes to confirm ({names})")
+        again = self.count_rounds(flagged, {b.name: 0.0 for b in flagged})
+        for why in {got for got in again.values() if isinstance(got, str)}:
+            self.say(f"  the confirming count failed: {why}")
+        return {n: got for n, got in again.items() if not isinstance(got, str)}
+
     def confirm(self, b: Benchmark, metric: Metric, mv: MetricVerdict) -> Verdict:
-        """A change is called only if a re-run on fresh samples says the same again."""
+        """A change is called only if a re-run on fresh samples says the same again
+        (instruction counts: re-counted together, in ``recount``, before this)."""
         called: Verdict = "regression" if mv.result.verdict == "slower" else "improvement"
         if not self.cfg.confirm or mv.result.deterministic:
             return called  # constant counts on both sides: a re-run would count the same
-        self.say(f"{b.name}: {metric} looks {mv.result.ratio - 1:+.1%}; confirming with a re-run")
-        try:
-            mv.confirm = self.measure(b, metric)
-        except UserError as exc:
-            self.say(f"  the confirming run failed: {exc}")
-            return "inconclusive"
-        return called if mv.confirm.verdict == mv.result.verdict else "inconclusive"
+        if metric == "instructions" and b.kind == "file":
+            again = mv.confirm
+        else:
+            self.say(f"{b.name}: {metric} looks {mv.result.ratio - 1:+.1%}; confirming")
+            try:
+                again = mv.confirm = self.measure(b, metric)
+            except UserError as exc:
+                self.say(f"  the confirming run failed: {exc}")
+                return "inconclusive"
+        return called if again and again.verdict == mv.result.verdict else "inconclusive"
 
     def result(self, b: Benchmark, found: list[MetricVerdict], error: str | None):
         workload = b.path if b.kind == "file" else b.command
@@ -389,6 +476,13 @@ class Gate:
             primary = by.get("instructions") or by["wall"]
             regressed = any(m.verdict == "regression" for m in found)
             res.verdict = "regression" if regressed else primary.verdict
+            wall = by.get("wall") if "instructions" in by else None
+            if wall and {wall.verdict, primary.verdict} == {"regression", "improvement"}:
+                res.verdict = "inconclusive"
+                res.note = (
+                    f"instruction counts say {primary.verdict} ({primary.result.ratio:.3f}), "
+                    f"the wall clock says {wall.verdict} ({wall.result.ratio:.3f})"
+                )
         if res.verdict == "regression" and self.cfg.hotspots:
             self.add_hotspots(b, res)
         return res

@@ -101,6 +101,7 @@ class BenchmarkResult(BaseModel):
     metrics: list[MetricVerdict] = Field(default_factory=list)
     hotspots: list[HotspotChange] | None = None
     hotspots_note: str | None = None
+    note: str | None = Field(None, description="Why the metrics' verdicts were overruled.")
 
 
 class CIRecord(BaseModel):

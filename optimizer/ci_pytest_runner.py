@@ -225,12 +225,14 @@ class BenchmarkFixture:
     def pedantic(
         self, target, args=(), kwargs=None, setup=None, rounds=1, warmup_rounds=0, iterations=1
     ):
-        if setup is not None:
-            made = setup()
+        def fresh():  # pedantic's setup runs again before every measured call, untimed
+            a, k = args, kwargs
+            made = setup() if setup is not None else None
             if made is not None:
-                args, kwargs = made
-        kwargs = dict(kwargs or {})
-        return self._measure(lambda: target(*args, **kwargs))
+                a, k = made
+            return lambda: target(*a, **dict(k or {}))
+
+        return self._measure(fresh(), fresh if setup is not None else None)
 
     def weave(self, *args, **kwargs):
         raise NotImplementedError("benchmark.weave is not supported by optimizer ci")
@@ -260,11 +262,11 @@ class Run(Options):
     def benchmark(self, request):
         nodeid = request.node.nodeid
 
-        def measure(fn):
+        def measure(fn, fresh=None):
             if nodeid in self.measured:  # a second call: run it, measure only the first
                 return fn()
             self.measured.add(nodeid)
-            return self.region(nodeid, fn)
+            return self.region(nodeid, fn, fresh) if fresh else self.region(nodeid, fn)
 
         return BenchmarkFixture(request.node, measure)
 

@@ -107,6 +107,8 @@ def markdown(record: CIRecord) -> str:
                 lines.append(f"- hotspots: {res.hotspots_note}")
         elif res.error:
             lines += ["", f"### Error: {res.name}", "", f"    {res.error}"]
+        elif res.note:
+            lines += ["", f"### {res.verdict.capitalize()}: {res.name}", "", f"- {res.note}"]
     if record.skipped:
         lines += ["", "<details><summary>Discovered but not run</summary>", ""]
         lines += [f"- {s}" for s in record.skipped] + ["", "</details>"]

@@ -75,7 +75,10 @@ class MetricResult(BaseModel):
     )
     floor: float
     pairs: int
-    stopped: str = Field(description="Why repeats stopped: conclusive, max_repeats, budget.")
+    stopped: str = Field(
+        description="Why repeats stopped: conclusive, max_repeats, budget, or identical (one "
+        "count per side, the same to the instruction)."
+    )
     base_median: float
     head_median: float
     cv_base: float

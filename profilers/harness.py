@@ -75,8 +75,10 @@ def driven(module):
 
     A driven file (a pytest run, say) calls ``region(name, fn)`` around each measured call;
     the harness measures ``fn()`` there and returns its result, so the caller's context
-    (fixtures, ``setup_method``) stays alive around the measurement. ``region.names`` lists
-    the names the harness was asked to measure (None: any), and
+    (fixtures, ``setup_method``) stays alive around the measurement; with
+    ``region(name, fn, fresh)``, every call after the first is ``fresh()()``, a new call
+    made outside the measurement (pytest-benchmark's ``pedantic(setup=...)``).
+    ``region.names`` lists the names the harness was asked to measure (None: any), and
     ``region.failed(name, message)`` reports one that failed outside its region.
     """
     return callable(getattr(module, "drive", None))
@@ -296,17 +298,18 @@ def timed_drive(cfg, module, t0, t1, warmup, inner, force):
     from the import to that call is its setup."""
     got = {}
 
-    def region(name, fn):
+    def region(name, fn, fresh=None):
         if got or cfg.get("name") not in (None, name):
             return fn()
         t2 = _clock()
         got.update(setup_ns=t2 - t1, maxrss_setup_kb=maxrss_kb())
-        for _ in range(warmup):
-            fn()
+        for i in range(warmup):
+            (fresh() if fresh and i else fn)()
         samples, result = [], None
-        for _ in range(inner):
+        for i in range(inner):
+            call = fresh() if fresh and (i or warmup) else fn
             t = _clock()
-            result = fn()
+            result = call()
             if force:
                 materialize(result)
             samples.append(_clock() - t)
@@ -392,10 +395,29 @@ def mode_batch_region(cfg):
         with open(log, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
-    def region(name, fn):
+    start = instrumentation() if cfg.get("toggle") else None
+    warmup = int(cfg.get("warmup", 0))
+
+    started = []
+
+    def region(name, fn, fresh=None):
         before = children()
         progress(cfg, f"measuring {name}")
         entry = {"name": name}
+        try:
+            for i in range(warmup):  # untimed, as asv and pytest-benchmark warm up
+                (fresh() if fresh and i else fn)()
+            if fresh and warmup:
+                fn = fresh()  # its own arguments, as every call of pedantic(setup=...)
+        except BaseException as exc:
+            record(dict(entry, failed=error_line(exc)))
+            raise
+        if start and not started:
+            # instrumentation on, for good: off until now (start-up, imports, pytest's
+            # collection ran 4x, not 30x slower); never off again, since each switch throws
+            # away every translation, which a suite of many small benchmarks pays per region
+            start()
+            started.append(name)
         os.getpriority(os.PRIO_PROCESS, 0)  # a dump: everything since the last region
         try:
             result = fn()
@@ -430,11 +452,50 @@ def mode_batch_region(cfg):
     return {"regions": len(cfg["targets"])}
 
 
+#: x86-64 code for a Valgrind client request: ``rax`` points at the request and its five
+#: arguments; the four ``rol rdi`` and ``xchg rbx, rbx`` are Valgrind's magic preamble (a
+#: no-op on a real CPU, where it returns 0).
+_CLIENT_REQUEST = "4889f8 31d2 48c1c703 48c1c70d 48c1c73d 48c1c733 4887db 4889d0 c3"
+_START_INSTRUMENTATION = 0x43540004  # callgrind.h
+
+
+def instrumentation():
+    """callgrind's START_INSTRUMENTATION, called from Python through ctypes."""
+    import ctypes
+    import mmap
+
+    page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    page.write(bytes.fromhex(_CLIENT_REQUEST.replace(" ", "")))
+    kind = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong))
+    call = kind(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+
+    def request(code):
+        call((ctypes.c_ulong * 6)(code, 0, 0, 0, 0, 0))
+        return page  # keeps the code alive
+
+    return lambda: request(_START_INSTRUMENTATION)
+
+
 def error_line(exc):
     return traceback.format_exception_only(type(exc), exc)[-1].strip()[:500]
 
 
 def mode_batch(cfg):
+    """See ``batch_once``: with instrumentation off until the first region where this CPU
+    allows it (x86-64), else (or where a region started a child process, whose callgrind
+    would start with it off too, or counted nothing) with it on throughout. Counts are the
+    same either way; start-up and imports (pytest's collection) run 4x, not 30x, slower."""
+    toggle = cfg.get("toggle", True) and platform.machine() in ("x86_64", "AMD64")
+    if toggle:
+        got = batch_once(cfg, toggle=True)
+        if not got.pop("retry"):
+            return got
+    got = batch_once(cfg, toggle=False)
+    got.pop("retry")
+    return got
+
+
+def batch_once(cfg, toggle):
     """Count the regions of many workload files (``targets``) in one callgrind process.
 
     A watchdog stops the process when one step (start-up, an import, a setup, a region)
@@ -447,9 +508,11 @@ def mode_batch(cfg):
     prefix, aslr_off = aslr_prefix()
     status = os.path.join(cgdir, "progress.txt")
     inner = dict(cfg, mode="batch-region", out=os.path.join(cgdir, "region.json"), progress=status)
+    inner["toggle"] = toggle
     argv = prefix + [
         "valgrind",
         "--tool=callgrind",
+        *(["--instr-atstart=no"] if toggle else []),
         "--log-file=" + os.path.join(cgdir, "valgrind.%p.log"),
         "--trace-children=yes",
         "--callgrind-out-file=" + os.path.join(cgdir, "cg.%p.out"),
@@ -505,6 +568,7 @@ def mode_batch(cfg):
             f"{len(parts)} (a workload calls os.getpriority, which marks the regions: refused)"
         )
     counts, outputs, errors = {}, {}, {}
+    retry = False
     for k, e in enumerate(regions):
         name = str(e.get("name"))
         if "error" in e:
@@ -513,6 +577,7 @@ def mode_batch(cfg):
         extra = [os.path.join(cgdir, c) for c in e.get("children") or []]
         counts[name] = summary(parts[2 * k + 1]) + sum(summary(c) for c in extra)
         outputs[name] = e.get("output")
+        retry = retry or (toggle and (bool(extra) or counts[name] <= 0))
     for e in entries:
         if isinstance(e, dict) and "failed" in e:
             errors[str(e.get("name"))] = str(e["failed"])
@@ -525,6 +590,7 @@ def mode_batch(cfg):
         "stuck": stuck,
         "phase": last if stuck else None,
         "aslr_off": aslr_off,
+        "retry": retry,
     }
 
 
@@ -643,7 +709,7 @@ def mode_hotspots(cfg):
     if driven(module):
         seen = []
 
-        def region(name, fn):
+        def region(name, fn, fresh=None):
             if seen or cfg.get("name") not in (None, name):
                 return fn()
             seen.append(name)

@@ -79,21 +79,25 @@ def count_batch(
     targets: list[BatchTarget],
     *,
     step_timeout_s: float,
+    warmup: int = 0,
     python: str = "python3",
     limits: Limits | None = None,
     env: dict[str, str] | None = None,
+    toggle: bool = True,
 ) -> BatchCount:
     """Count the ``workload()`` region of each target in one callgrind process.
 
     A driven file (``drive(region)``, as the pytest-benchmark runner is) reports the regions
     it marks under their own names. A step (start-up, an import, a setup, a region) that runs
     past ``step_timeout_s`` stops the process; what was counted before it is kept, and
-    ``stuck`` names the step.
+    ``stuck`` names the step. ``warmup`` untimed calls precede each counted one.
+    ``toggle=False`` keeps callgrind's instrumentation on throughout (the same counts,
+    slower; see the harness's ``mode_batch``).
     """
     data = run_harness(
         sb, "batch", Workload(kind="file", target=targets[0].target if targets else ""),
-        python=python, limits=limits, env=env, step_timeout_s=step_timeout_s,
-        targets=[t.model_dump(exclude_none=True) for t in targets],
+        python=python, limits=limits, env=env, step_timeout_s=step_timeout_s, warmup=warmup,
+        toggle=toggle, targets=[t.model_dump(exclude_none=True) for t in targets],
     )  # fmt: skip
     try:
         return BatchCount.model_validate({**data, "python": str(data.get("python", ""))})

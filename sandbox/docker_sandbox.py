@@ -323,6 +323,9 @@ class DockerSession(Sandbox):
             )
             try:
                 self._container.start()
+                if self._writable:  # a tmpfs over a directory the image has takes its
+                    # owner and mode (root, 755): open it to the sandbox user, as /tmp is
+                    self._exec('chmod 1777 "$@"', *self._writable, user="0")
             except BaseException:
                 self.close()
                 raise
@@ -413,12 +416,12 @@ class DockerSession(Sandbox):
             self._start()
         return (_untar(out, collect) if collect else {}), oom
 
-    def _exec(self, script: str, *args: str) -> tuple[int | None, bytes, bytes]:
+    def _exec(self, script: str, *args: str, user: str = _USER) -> tuple[int | None, bytes, bytes]:
         """Run a shell script as the sandbox user, to its end: its exit code (None when it
         could not run: no room for a process, or no container), stdout and stderr."""
         try:
             exec_id = self._api.exec_create(
-                self._container.id, ["/bin/sh", "-c", script, "sh", *args], user=_USER
+                self._container.id, ["/bin/sh", "-c", script, "sh", *args], user=user
             )["Id"]
             out, err = self._api.exec_start(exec_id, demux=True)
             return self._api.exec_inspect(exec_id)["ExitCode"], out or b"", err or b""

@@ -61,6 +61,16 @@ def test_each_region_is_counted_apart_and_the_same_twice(sandbox) -> None:
     assert first.stuck is None
 
 
+def test_counts_are_the_same_with_instrumentation_off_outside_the_regions(sandbox) -> None:
+    """Callgrind's instrumentation runs only inside the regions (x86-64): start-up, imports
+    and setups at Valgrind's 4x, not 30x; the counts do not change, warm-up calls included."""
+    targets = _targets("small", "big", "driven")
+    on = count_batch(sandbox, targets, step_timeout_s=300, toggle=False, warmup=1)
+    toggled = count_batch(sandbox, targets, step_timeout_s=300, warmup=1)
+    assert toggled.counts == on.counts
+    assert min(on.counts.values()) > 0
+
+
 def test_a_step_that_hangs_is_stopped_named_and_the_rest_kept(sandbox) -> None:
     started = time.monotonic()
     got = count_batch(sandbox, _targets("small", "hang", "big"), step_timeout_s=10)

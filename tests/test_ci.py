@@ -118,7 +118,9 @@ def test_the_hotspot_diff_of_a_regression_points_at_the_function_that_got_heavie
     assert render["hotspots"][0]["head_s"] > render["hotspots"][0]["base_s"]
 
 
-def test_base_vs_base_exits_0_with_both_metrics(slowed_repo: Path, tmp_path: Path) -> None:
+def test_base_vs_base_exits_0_after_one_round_of_counts(slowed_repo: Path, tmp_path: Path):
+    """With both metrics, counts gate: one callgrind process per side counted every benchmark
+    the same to the instruction, which settles it; no wall clock is needed to confirm."""
     out = tmp_path / "aa.json"
     done = run_ci(
         slowed_repo, "--base", "HEAD", "--head", "HEAD", "--sandbox", "local",
@@ -127,7 +129,12 @@ def test_base_vs_base_exits_0_with_both_metrics(slowed_repo: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr + done.stdout
     record = json.loads(out.read_text())
     assert {b["verdict"] for b in record["benchmarks"]} == {"unchanged"}
-    assert {m["metric"] for m in record["benchmarks"][0]["metrics"]} == {"instructions", "wall"}
+    for b in record["benchmarks"]:
+        (m,) = b["metrics"]
+        assert (m["metric"], m["result"]["stopped"], m["result"]["pairs"]) == (
+            "instructions", "identical", 1,
+        )  # fmt: skip
+    assert "round 2" not in done.stderr
     assert "no regressions" in done.stdout
 
 
@@ -259,3 +266,35 @@ def test_an_improvement_is_confirmed_and_exits_0(slowed_repo: Path, tmp_path: Pa
     assert mv["result"]["ratio"] < 0.93
     assert mv["result"]["deterministic"] or mv["confirm"]["verdict"] == "faster"
     assert "| - |" in done.stdout
+
+
+def test_with_both_metrics_wall_clock_confirms_only_what_the_counts_flag(
+    make_repo, tmp_path: Path
+) -> None:
+    """``both``: counts gate every benchmark; the wall clock runs for the regressed one alone.
+    Where it firmly says the opposite (more instructions, but a shorter sleep: wall clock
+    faster), the verdict is inconclusive, not a regression, and the report says why."""
+    lib = "import time\n\ndef nap(n={n}, s={s}):\n    sum(i * i for i in range(n))\n"
+    lib += "    time.sleep(s)\n"
+    files = {
+        "pyproject.toml": PYPROJECT.split("[tool.optimizer.benchmarks.render]")[0]
+        + '[tool.optimizer.benchmarks.napper]\nworkload = "bench/nap.py"\n',
+        "bench/parse.py": "from lib import nap\n\ndef workload():\n    nap(2000, 0)\n",
+        "bench/nap.py": "from lib import nap\n\ndef workload():\n    nap()\n",
+    }
+    repo = make_repo(
+        {**files, "lib.py": lib.format(n=2000, s=0.05)},
+        {**files, "lib.py": lib.format(n=4000, s=0.01)},
+    )
+    out = tmp_path / "ci.json"
+    done = run_ci(repo, "--base", "HEAD~1", "--sandbox", "local", "--json", str(out))
+    assert done.returncode == 2, done.stderr + done.stdout  # inconclusive
+    record = {b["name"]: b for b in json.loads(out.read_text())["benchmarks"]}
+    assert [m["metric"] for m in record["parse"]["metrics"]] == ["instructions"]
+    napper = record["napper"]
+    by = {m["metric"]: m for m in napper["metrics"]}
+    assert by["instructions"]["verdict"] == "regression"
+    assert by["wall"]["verdict"] == "improvement" and by["wall"]["result"]["ratio"] < 0.5
+    assert napper["verdict"] == "inconclusive"
+    assert "the wall clock says improvement" in napper["note"]
+    assert "### Inconclusive: napper" in done.stdout
