@@ -55,9 +55,9 @@ from profilers.instructions import VALGRIND_SLOWDOWN, BatchCount, BatchTarget, c
 from profilers.stats import ALPHAS, compare
 from sandbox import Limits, Sandbox
 
-#: Most instruction-count rounds (pairs): enough for p < alpha / m with dozens of benchmarks
-#: where counts vary; constant counts are decided after two.
-CI_INSTRUCTION_PAIRS = (INSTRUCTION_PAIRS[0], 10)
+#: Most instruction-count rounds (pairs): six give p = 0.001 where counts vary, enough for
+#: alpha / m with dozens of benchmarks; constant counts are decided after two.
+CI_INSTRUCTION_PAIRS = (INSTRUCTION_PAIRS[0], 6)
 #: cProfile runs per side for a regression's hotspot diff (the median is kept).
 HOTSPOT_RUNS = 3
 SIDES = ("base", "head")
@@ -219,8 +219,12 @@ class Gate:
         spent: dict[str, float],
         counted: Callable[[Benchmark, MetricResult | str], None] = lambda _b, _got: None,
     ) -> dict[str, MetricResult | str]:
-        """Rounds of one callgrind process per side over the undecided benchmarks; each
-        benchmark's result (or error) goes to ``counted`` as soon as it is final."""
+        """Rounds of one callgrind process per side while any benchmark is undecided; each
+        benchmark's result (or error) goes to ``counted`` as soon as it is final.
+
+        Every round counts the same benchmarks in the same order, decided ones included:
+        a benchmark's count depends a little on what ran before it in the process (caches,
+        the allocator), so a round over fewer benchmarks is no repeat of the first."""
         by_name = {b.name: b for b in benchmarks}
         self.by_name.update(by_name)
         samples = {b.name: ([], []) for b in benchmarks}
@@ -231,14 +235,15 @@ class Gate:
         for round_no in range(1, most + 3):  # two spare rounds for steps stopped part-way
             if not pending:
                 break
+            runnable = [b.name for b in benchmarks if not isinstance(done.get(b.name), str)]
             self.say(
-                f"instructions: round {round_no}, {len(pending)} benchmarks in one callgrind "
-                "process per side, base and head side by side"
+                f"instructions: round {round_no}, {len(runnable)} benchmarks ({len(pending)} "
+                "undecided) in one callgrind process per side, base and head side by side"
             )
             started = time.monotonic()
             try:
                 with ThreadPoolExecutor(2) as pool:
-                    futures = [pool.submit(self.count, side, pending, by_name) for side in SIDES]
+                    futures = [pool.submit(self.count, side, runnable, by_name) for side in SIDES]
                     got = [f.result() for f in futures]
             except UserError as exc:
                 for name in pending:
