@@ -51,6 +51,8 @@ def _root(
 from optimizer import (  # noqa: E402
     bench_cmd,
     ci_cmd,
+    evaluate_cmd,
+    export_cmd,
     grade_cmd,
     run_cmd,
     sandbox_cmd,
@@ -67,6 +69,8 @@ score_cmd.register(app)
 bench_cmd.register(app)
 tasks_cmd.register(app)
 grade_cmd.register(app)
+evaluate_cmd.register(app)
+export_cmd.register(app)
 ci_cmd.register(app, USER_ERRORS)
 
 

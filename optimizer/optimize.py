@@ -104,11 +104,16 @@ def load_task(spec: RunSpec) -> Task:
 
 
 def start(
-    spec: RunSpec, model: Model | None, runs_dir: Path | None, argv: list[str], ui: UI
+    spec: RunSpec,
+    model: Model | None,
+    runs_dir: Path | None,
+    argv: list[str],
+    ui: UI,
+    run_id: str | None = None,
 ) -> Outcome:
     task = load_task(spec)
     src = task_source(task)
-    run = rd.RunDir.create(runs_root(runs_dir), rd.new_run_id())
+    run = rd.RunDir.create(runs_root(runs_dir), run_id or rd.new_run_id())
     run.append(
         rd.RunStarted(
             run_id=run.run_id,

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
@@ -85,6 +85,31 @@ class SampleResult(_Strict):
         default=None, ge=0, allow_inf_nan=False, description="ENAMEL efficiency score."
     )
     ref_times: RefTimes | None = Field(default=None, description="KernelBench references.")
+    # What `optimizer evaluate` adds (all optional: hand-written files need none of them).
+    speedup_ci: tuple[Positive, Positive] | None = Field(
+        default=None, description="95% interval on `speedup`."
+    )
+    expert_speedup_ci: tuple[Positive, Positive] | None = Field(
+        default=None, description="95% interval on `expert_speedup`."
+    )
+    verdict: str | None = Field(
+        default=None, description="The judge's verdict: faster, slower, same or inconclusive."
+    )
+    metric: str | None = Field(default=None, description="The metric that decided the speedup.")
+    dps: float | None = Field(
+        default=None, ge=0, le=100, allow_inf_nan=False,
+        description="EvalPerf DPS (0-100) against the task's reference levels.",
+    )  # fmt: skip
+    dps_norm: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    fault: Literal["agent", "harness"] | None = Field(
+        default=None,
+        description="Whose failure an incorrect sample is: the agent's (its patch) or the "
+        "harness's (`optimizer evaluate --retry-failed` redoes only those).",
+    )
+    reason: str | None = Field(default=None, description="Why it failed, in one line.")
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
 
     @field_validator("correct")
     @classmethod
@@ -211,6 +236,23 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: str | os.PathLike[str], line: str) -> None:
+    """Append one line to a log durably (fsync). A line a kill cut short stays on its own:
+    the new one starts on a fresh line. Callers serialize appends to one file."""
+    data = line.encode("utf-8") + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_results(path: str | os.PathLike[str], results: Iterable[SampleResult]) -> None:

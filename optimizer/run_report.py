@@ -8,8 +8,6 @@ one of them, carries no script and loads nothing from outside.
 
 from __future__ import annotations
 
-import html as htmllib
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from optimizer.rundir import RunState
+from optimizer.svg import PAGE_CSS, Frame, axis_labels, axis_ticks, hline, open_svg
+from optimizer.svg import esc as _e
 
 #: The candidates table's columns, shared by the markdown, HTML and terminal renderings.
 COLUMNS: tuple[str, ...] = (
@@ -247,13 +247,9 @@ def markdown(state: RunState) -> str:
 
 # --- HTML -----------------------------------------------------------------------------------
 
-_CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
-  margin: 0; background: #f6f8fa; }
-main { max-width: 1080px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
-h1 { font-size: 24px; margin: 0 0 12px; }
-h2 { font-size: 18px; margin: 28px 0 10px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
-.outcome { font-size: 17px; padding: 10px 14px; border-radius: 6px; }
+_CSS = (
+    PAGE_CSS
+    + """.outcome { font-size: 17px; padding: 10px 14px; border-radius: 6px; }
 .outcome.yes { background: #dafbe1; border: 1px solid #4ac26b; }
 .outcome.no { background: #fff8c5; border: 1px solid #d4a72c; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; }
@@ -271,10 +267,7 @@ svg { max-width: 100%; height: auto; }
 svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 ul.notes li { margin: 2px 0; }
 """
-
-
-def _e(text: object) -> str:
-    return htmllib.escape(str(text), quote=True)
+)
 
 
 def _diff_html(patch: str) -> str:
@@ -309,62 +302,15 @@ def _table_html(rows: list[SummaryRow]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _nice_step(span: float, count: int = 6) -> float:
-    """A 1, 2 or 5 times a power of ten that cuts ``span`` into about ``count`` parts."""
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-
-
-def _ticks(lo: float, hi: float, integer: bool = False) -> list[float]:
-    step = _nice_step(hi - lo)
-    if integer:
-        step = max(1.0, round(step))
-    first = math.ceil(lo / step - 1e-9) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """The plot's pixel box and data ranges: maps data to SVG coordinates."""
-
-    width: int = 960
-    height: int = 340
-    left: int = 70
-    right: int = 24
-    top: int = 16
-    bottom: int = 50
-    x_max: float = 1.0
-    y_min: float = 0.9
-    y_max: float = 1.2
-
-    def x(self, value: float) -> float:
-        return self.left + (self.width - self.left - self.right) * value / self.x_max
-
-    def y(self, value: float) -> float:
-        span = self.height - self.top - self.bottom
-        return self.top + span * (self.y_max - value) / (self.y_max - self.y_min)
-
-
 def svg_plot(series: list[tuple[int, float]], total_steps: int) -> str:
     """The best significant speedup so far (y) by model step (x), a step line from 1.0x."""
     best = max((s for _, s in series), default=1.0)
     last_step = max((st for st, _ in series), default=0)
-    f = _Frame(x_max=max(total_steps, last_step, 1), y_max=max(1.2, best * 1.08))
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{f.width}" height="{f.height}" '
-        f'viewBox="0 0 {f.width} {f.height}" role="img" '
-        'aria-label="best significant speedup by model step">',
-        f'<rect x="{f.left}" y="{f.top}" width="{f.width - f.left - f.right}" '
-        f'height="{f.height - f.top - f.bottom}" fill="#fff" stroke="#d0d7de"/>',
-    ]
-    parts += _axis_ticks(f)
+    f = Frame(x_max=max(total_steps, last_step, 1), y_max=max(1.2, best * 1.08))
+    parts = open_svg(f, "best significant speedup by model step")
+    parts += axis_ticks(f)
     one = f.y(1.0)
-    parts.append(
-        f'<line x1="{f.left}" y1="{one:.1f}" x2="{f.x(f.x_max):.1f}" y2="{one:.1f}" '
-        'stroke="#59636e" stroke-width="1.2" stroke-dasharray="6 4"/>'
-        f'<text x="{f.x(f.x_max) - 4:.1f}" y="{one - 5:.1f}" text-anchor="end">1.0x</text>'
-    )
+    parts.append(hline(f, 1.0, "1.0x"))
     path = f"M {f.x(0):.1f} {one:.1f}"
     for step, speedup in series:
         path += f" H {f.x(step):.1f} V {f.y(speedup):.1f}"
@@ -380,38 +326,9 @@ def svg_plot(series: list[tuple[int, float]], total_steps: int) -> str:
             f'<text x="{(f.left + f.width - f.right) / 2:.1f}" y="{one - 24:.1f}" '
             'text-anchor="middle">no significant speedup yet</text>'
         )
-    parts += _axis_labels(f)
+    parts += axis_labels(f, "model step", "best significant speedup")
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _axis_ticks(f: _Frame) -> list[str]:
-    base_y = f.height - f.bottom
-    out = []
-    for xv in _ticks(0, f.x_max, integer=True):
-        x = f.x(xv)
-        out.append(
-            f'<line x1="{x:.1f}" y1="{base_y}" x2="{x:.1f}" y2="{base_y + 5}" stroke="#59636e"/>'
-            f'<text x="{x:.1f}" y="{base_y + 18}" text-anchor="middle">{xv:g}</text>'
-        )
-    for yv in _ticks(f.y_min, f.y_max):
-        y = f.y(yv)
-        out.append(
-            f'<line x1="{f.left}" y1="{y:.1f}" x2="{f.width - f.right}" y2="{y:.1f}" '
-            'stroke="#eaeef2"/>'
-            f'<text x="{f.left - 8}" y="{y + 4:.1f}" text-anchor="end">{yv:.2f}x</text>'
-        )
-    return out
-
-
-def _axis_labels(f: _Frame) -> list[str]:
-    mid_x = (f.left + f.width - f.right) / 2
-    mid_y = (f.top + f.height - f.bottom) / 2
-    return [
-        f'<text x="{mid_x:.1f}" y="{f.height - 10}" text-anchor="middle">model step</text>',
-        f'<text x="16" y="{mid_y:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {mid_y:.1f})">best significant speedup</text>',
-    ]
 
 
 def html(state: RunState) -> str:

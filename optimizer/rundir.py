@@ -15,7 +15,6 @@ older `optimizer show` can read a newer run's log.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -27,7 +26,7 @@ from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from optimizer.errors import UserError
-from optimizer.results import write_text_atomic
+from optimizer.results import append_line, write_text_atomic
 from tasks.grade import Grade
 
 #: The log's file name inside a run directory; its presence is what makes a run directory.
@@ -320,18 +319,8 @@ class RunDir:
 
     def append(self, record: RecordBase) -> None:
         """Add one line, durably (fsync), from any thread; never touch what is there."""
-        line = record.model_dump_json().encode("utf-8") + b"\n"
         with self._lock:
-            fd = os.open(self.events, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if not _ends_with_newline(fd):
-                    line = b"\n" + line  # a kill cut the last line short: start a fresh one
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.events, record.model_dump_json())
 
     def scan(self) -> Scan:
         """Read the log, leaving out lines cut short by a kill and types from newer versions.
@@ -392,12 +381,6 @@ class RunDir:
         target = self.path / name
         write_text_atomic(target, text)
         return target
-
-
-def _ends_with_newline(fd: int) -> bool:
-    """True for an empty file or one whose last byte is a newline."""
-    size = os.fstat(fd).st_size
-    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
 
 @dataclass

@@ -137,6 +137,11 @@ class Grade(BaseModel):
     measurement: Measurement | None = None
     artifacts: dict[str, str] = Field(default_factory=dict, description="For the next prompt.")
     steps: list[str] = Field(default_factory=list, description="The steps passed, in order.")
+    harness_fault: bool = Field(
+        False,
+        description="The failure is the base's or the harness's (the base's own install, "
+        "tests or baseline run failed), not the candidate's: a retry may succeed.",
+    )
     elapsed_s: float = 0.0
 
     @property
@@ -160,6 +165,9 @@ class GradeOptions(BaseModel):
     budget_s: float = Field(90.0, gt=0, description="Time budget per workload and metric.")
     hotspots: bool = False
     image: str | None = None
+    cpuset: str | None = Field(
+        None, description="CPUs every sandbox run of this grade is pinned to, e.g. '1'."
+    )
     tests: bool = Field(
         True,
         description="Run the test contract. Off only to re-measure a patch whose tests already "

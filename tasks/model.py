@@ -269,6 +269,13 @@ class Check(_Strict):
     atol: float = Field(0.0, ge=0)
 
 
+class ReferenceLevel(_Strict):
+    """A reference solution at some performance level (EvalPerf's DPE): a diff file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    patch: str = Field(description="The diff, in the task directory.")
+
+
 class Expert(_Strict):
     """The expert's solution: a diff file, or a commit of the source repository.
 
@@ -283,6 +290,11 @@ class Expert(_Strict):
         None,
         description="The expert commit in the source git (GSO); used when `patch` is not "
         "given: its diff from the base, test files left out.",
+    )
+    levels: list[ReferenceLevel] = Field(
+        default_factory=list,
+        description="More reference solutions, at other performance levels (EvalPerf's DPE): "
+        "with the base and the expert they make the levels a candidate's DPS is scored on.",
     )
 
 

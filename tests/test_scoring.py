@@ -425,3 +425,21 @@ def test_pie_metrics_by_hand(k: int, speedup: float, frac_opt: float, frac_corre
 def test_pie_metrics_rejects_k_above_generations() -> None:
     with pytest.raises(ValueError, match="fewer than k"):
         pie_metrics(PROGRAMS, 4)
+
+
+def test_dps_follows_evalperf_cumulative_ratios():
+    """metrics.md's example: cumulative ratios [30%, 50%, 80%, 100%]; the 3rd cluster is 80."""
+    from optimizer.scoring import dps, dps_clusters
+
+    speeds = [1.0, 1.02, 1.05, 2.0, 2.1, 4.0, 4.2, 4.3, 8.0, 8.5]
+    clusters = dps_clusters(speeds)
+    assert [round(c.cumulative, 3) for c in clusters] == [0.3, 0.5, 0.8, 1.0]
+    assert [c.size for c in clusters] == [3, 2, 3, 2]
+    assert dps(4.5, True, clusters) == (80.0, 75.0)  # reaches the 3rd level, not the 4th
+    assert dps(3.7, True, clusters) == (80.0, 75.0)  # within the 10% tolerance of 4.0
+    assert dps(3.5, True, clusters) == (50.0, 50.0)
+    assert dps(9.0, True, clusters) == (100.0, 100.0)
+    assert dps(9.0, False, clusters) == (0.0, 0.0)  # an incorrect candidate scores 0
+    assert dps(0.5, True, clusters) == (0.0, 0.0)  # slower than every reference
+    with pytest.raises(ValueError):
+        dps_clusters([])

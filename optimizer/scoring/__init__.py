@@ -8,6 +8,7 @@ Pure, typed functions; each cites the benchmark or paper it follows:
 - GSO: :func:`opt_base`, :func:`opt_commit`, :func:`opt_at_k`.
 - KernelBench: :func:`fast_p`, :func:`geomean_speedup`.
 - PIE: :func:`pie_metrics`, :func:`pie_best_speedup`.
+- EvalPerf: :func:`dps_clusters`, :func:`dps`.
 
 :mod:`optimizer.scoring.report` turns a results file's records into per-k tables.
 """
@@ -24,6 +25,7 @@ from optimizer.scoring.efficiency import (
     pass_at_k,
 )
 from optimizer.scoring.speed import (
+    DpsCluster,
     Generation,
     GsoRun,
     KernelResult,
@@ -33,6 +35,8 @@ from optimizer.scoring.speed import (
     SRSummary,
     SRTask,
     aggregate_sr,
+    dps,
+    dps_clusters,
     fast_p,
     geomean_speedup,
     kernel_speedup,
@@ -42,9 +46,11 @@ from optimizer.scoring.speed import (
     pie_best_speedup,
     pie_metrics,
     speedup_ratio,
+    sr_interval,
 )
 
 __all__ = [
+    "DpsCluster",
     "DEFAULT_ALPHA",
     "DEFAULT_HARDNESS",
     "EfficiencyScore",
@@ -59,6 +65,8 @@ __all__ = [
     "SRSummary",
     "SRTask",
     "aggregate_sr",
+    "dps",
+    "dps_clusters",
     "eff_at_k",
     "efficiency_score",
     "fast_p",
@@ -72,4 +80,5 @@ __all__ = [
     "pie_best_speedup",
     "pie_metrics",
     "speedup_ratio",
+    "sr_interval",
 ]

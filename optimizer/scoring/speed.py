@@ -123,6 +123,22 @@ def aggregate_sr(tasks: Sequence[SRTask]) -> SRSummary:
     )
 
 
+def sr_interval(
+    speedup: float, ci: Sequence[float], expert: float, expert_ci: Sequence[float]
+) -> tuple[float, float]:
+    """A 95% interval on SR = speedup / expert from the two speedups' independent intervals.
+
+    On the log scale the ratio's half-widths add in quadrature, each side on its own (the
+    lower bound pairs the candidate's lower half-width with the expert's upper one).
+    """
+    s, e = _positive(speedup, "speedup"), _positive(expert, "expert speedup")
+    lo, hi = (_positive(v, "speedup CI") for v in ci)
+    elo, ehi = (_positive(v, "expert CI") for v in expert_ci)
+    down = math.hypot(math.log(s / min(lo, s)), math.log(max(ehi, e) / e))
+    up = math.hypot(math.log(max(hi, s) / s), math.log(e / min(elo, e)))
+    return (s / e) * math.exp(-down), (s / e) * math.exp(up)
+
+
 # --- GSO -------------------------------------------------------------------------------------
 
 
@@ -337,3 +353,67 @@ def pie_metrics(programs: Sequence[PieProgram], k: int) -> PieSummary:
         frac_opt=sum(1 for s in best if s >= PIE_OPT) / n,
         frac_correct=correct / n,
     )
+
+
+# --- DPS (EvalPerf) ------------------------------------------------------------------------
+
+#: Two reference solutions whose speedups differ by less than this factor share a cluster,
+#: and a candidate within it of a cluster's speed reaches that cluster.
+DPS_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class DpsCluster:
+    """A performance level: its slowest member's speedup and its cumulative ratio (0..1)."""
+
+    speedup: float
+    size: int
+    cumulative: float
+
+
+def dps_clusters(speedups: Sequence[float], tolerance: float = DPS_TOLERANCE) -> list[DpsCluster]:
+    """EvalPerf's performance levels from the reference solutions' speedups over the base.
+
+    Sorted slowest to fastest; a solution within ``tolerance`` of the cluster's slowest member
+    joins it. Each cluster's cumulative ratio is the share of solutions in it and in every
+    slower cluster.
+    """
+    values = sorted(_positive(s, "reference speedup") for s in speedups)
+    if not values:
+        raise ValueError("DPS needs at least one reference solution")
+    groups: list[list[float]] = []
+    for s in values:
+        if groups and s <= groups[-1][0] * (1 + tolerance):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    out, seen = [], 0
+    for g in groups:
+        seen += len(g)
+        out.append(DpsCluster(speedup=g[0], size=len(g), cumulative=seen / len(values)))
+    return out
+
+
+def dps(
+    candidate_speedup: float | None,
+    correct: bool,
+    clusters: Sequence[DpsCluster],
+    tolerance: float = DPS_TOLERANCE,
+) -> tuple[float, float]:
+    """(DPS, DPS_norm) of one candidate, in 0..100 (EvalPerf, Liu et al. 2024).
+
+    The candidate is matched to the fastest cluster whose speed it reaches (within
+    ``tolerance``); DPS is that cluster's cumulative ratio x 100 and DPS_norm its rank /
+    number of clusters x 100. An incorrect candidate, or one slower than every cluster,
+    scores 0.
+    """
+    if not clusters:
+        raise ValueError("DPS needs at least one cluster")
+    if not correct or candidate_speedup is None:
+        return 0.0, 0.0
+    s = _positive(candidate_speedup, "candidate speedup")
+    reached = [i for i, c in enumerate(clusters) if s * (1 + tolerance) >= c.speedup]
+    if not reached:
+        return 0.0, 0.0
+    best = reached[-1]
+    return clusters[best].cumulative * 100, (best + 1) / len(clusters) * 100

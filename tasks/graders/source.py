@@ -115,6 +115,8 @@ def grade_source(
     base_src = task_source(task)
     image = opts.image or task_image(task, opts.backend)
     limits = Limits(memory_mb=task.limits.memory_mb, pids=task.limits.pids)
+    if opts.cpuset:
+        limits = limits.model_copy(update={"cpuset": opts.cpuset})
     env = task.run_env(RUN_ENV)
     cand_src = Source(repo=base_src.repo, rev=base_src.rev, patch=candidate.patch or None)
     with contextlib.ExitStack() as stack:
@@ -147,6 +149,7 @@ def grade_source(
                     GradeStatus.FAILED_INSTALL,
                     f"install failed on the {side}: `{command}`: {run}",
                 )
+                result.harness_fault = side == "base"
                 return
         say("installed and sealed")
         if key not in _BASELINES:
@@ -156,6 +159,7 @@ def grade_source(
         ref = _BASELINES[key]
         if ref.error:
             result.fail(GradeStatus.ERROR, ref.error)
+            result.harness_fault = True
             return
         planted = _planted(ref.hooks, startup_hooks(task, cand, limits))
         if planted:
@@ -391,6 +395,7 @@ def _tests_pass(
     if ref.tests_error:
         result.artifacts["tests"] = ref.tests_tail
         result.fail(GradeStatus.ERROR, ref.tests_error, ref.tests_tail)
+        result.harness_fault = True
         return False
     run = testrun.run_tests(task, cand, _with(limits, task.limits.tests_s), env)
     result.tests = testrun.judge(
