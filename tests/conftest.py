@@ -71,3 +71,11 @@ def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "docker":
         request.getfixturevalue("docker_image")
     return request.param
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for a child a test sends SIGINT (Ctrl-C): a test run started as a
+    background job inherits SIGINT ignored, and Python then keeps ignoring it in children."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

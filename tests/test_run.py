@@ -19,6 +19,7 @@ import pytest
 from optimizer.demo import make_repo
 from optimizer.patches import split_hunks
 from tests.chat_server import ScriptedServer, call, raw_call, reply
+from tests.conftest import sigint_default
 from tests.demo_session import NEW_COUNTS, NEW_UNIQUE, OLD_COUNTS, OLD_UNIQUE
 
 CORE = "textstats/core.py"
@@ -325,7 +326,7 @@ def test_ctrl_c_leaves_a_resumable_run(repo, tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "optimizer",
                                  *run_args(repo, srv, runs, "--candidates", "1")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)  # fmt: skip
+                                env=env, preexec_fn=sigint_default)  # fmt: skip
         deadline = time.monotonic() + 60
         while not srv.requests and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Limits, Source, Status, open_sandbox
-from tests.conftest import git
+from tests.conftest import git, sigint_default
 
 HOSTILE = {"main.py": "print('hello')\n", "data.txt": "precious\n"}
 
@@ -242,6 +242,7 @@ def test_ctrl_c_leaves_no_container(make_repo, docker_image):
         + ["--", "sleep", "300"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_default,
     )
     deadline = time.monotonic() + 60
     while not [c for c in containers_left() if c.status == "running"]:
