@@ -18,7 +18,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -35,7 +35,7 @@ from tasks.source import expert_patch
 from tasks.suite import find_task, load_suite
 
 AgentName = Literal["oracle", "noop", "llm", "predictions"]
-AGENTS: tuple[str, ...] = ("oracle", "noop", "llm", "predictions")
+AGENTS: tuple[str, ...] = get_args(AgentName)
 
 
 class EvalSpec(BaseModel):

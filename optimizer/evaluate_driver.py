@@ -109,8 +109,8 @@ def evaluate(spec: EvalSpec, run: RunSettings, ui: Progress) -> EvalOutcome:
         spec.model_dump_json(), spec.api_key, workers, run.executor, run.ray_address,
         frozenset(t.id for t in todo if t.kind is Kind.KERNEL), str(out.path / WORKERS_LOG),
     )  # fmt: skip
-    outcome = EvalOutcome(EXIT_DONE, out.path, len(ref_jobs) + len(sample_jobs), mine, 0)
-    outcome.skipped = skipped
+    outcome = EvalOutcome(EXIT_DONE, out.path, len(ref_jobs) + len(sample_jobs), mine,
+                          skipped=skipped)  # fmt: skip
     try:
         executor.run([(job, None) for job in ref_jobs], ui.started, _on_reference(out, ui))
         refs = out.references()

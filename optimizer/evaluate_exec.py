@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from optimizer.evaluate import Job, execute_job
@@ -73,14 +73,10 @@ class Executor:
         elif self.workers <= 1:
             for job, ref in work:
                 started(job)
-                result = execute_job(self.spec_json, self.api_key, _asdict(job), ref, None)
+                result = execute_job(self.spec_json, self.api_key, asdict(job), ref, None)
                 done(job, result, None)
         else:
             _run_pool(self, work, started, done)
-
-
-def _asdict(job: Job) -> dict[str, Any]:
-    return {"kind": job.kind, "task_id": job.task_id, "sample": job.sample}
 
 
 # ---- a local pool of pinned processes ---------------------------------------------------
@@ -157,7 +153,7 @@ def _run_in(
     try:
         _drive(
             work, n,
-            lambda job, ref: pool.submit(_pool_job, ex.spec_json, ex.api_key, _asdict(job), ref),
+            lambda job, ref: pool.submit(_pool_job, ex.spec_json, ex.api_key, asdict(job), ref),
             lambda futs: list(wait(futs, return_when=FIRST_COMPLETED)[0]),
             lambda fut: fut.result(), started, done,
         )  # fmt: skip
@@ -241,7 +237,7 @@ def _run_ray(ex: Executor, work: Sequence[Work], started: Started, done: Done) -
     def submit(job: Job, ref: dict[str, Any] | None) -> Any:
         gpu = 1 if gpus and job.task_id in ex.gpu_tasks else 0
         call = remote.options(num_cpus=per, num_gpus=gpu)
-        return call.remote(ex.spec_json, ex.api_key, _asdict(job), ref, None)
+        return call.remote(ex.spec_json, ex.api_key, asdict(job), ref, None)
 
     in_flight: list[Any] = []
 
