@@ -33,6 +33,7 @@ class Prompts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     system: str
+    kernel_system: str
     instance: str
     format_error: str
     observation: str

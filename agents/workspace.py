@@ -133,6 +133,21 @@ TOOLS = [
 ]
 
 
+#: A kernel task's tools: no tests or workload to run; the judge's correctness check instead.
+KERNEL_TOOLS = [
+    t for t in TOOLS if t["function"]["name"] not in ("run_tests", "time_workload", "profile")
+]
+KERNEL_TOOLS.insert(
+    -1,
+    _tool(
+        "check_kernel",
+        "Run the judge's correctness check on the current kernel: the static checks, then "
+        "ModelNew against the reference on several shapes and input distributions (fresh "
+        "random inputs each time). Says what is wrong, or that it is correct.",
+    ),
+)
+
+
 def is_protected(path: str, protected: Sequence[str]) -> bool:
     """A ``dir/`` entry protects everything under it, other entries exact paths, and a
     ``conftest.py`` entry any conftest.py (the judge's rule, so refusals match rejections)."""
@@ -167,13 +182,17 @@ class Workspace:
         install: Sequence[str] = (),
         tests_env: dict[str, str] | None = None,
         files: dict[str, bytes] | None = None,
+        checker: Callable[[str], str] | None = None,
     ) -> None:
         """``workload_file`` holds the workload's source when it lives outside the repository
         (it is then copied into each sandbox, as ``profilers.install`` does); ``install`` are
         the task's commands run in each sandbox after the patch applies (the judge runs them
         too), such as installing the package under test; ``files`` go into each sandbox
         before them (the test runner's harness files), and ``tests_env`` is what the test
-        command runs with (default: ``env``)."""
+        command runs with (default: ``env``). ``checker`` (kernel tasks) takes the diff and
+        says whether the kernel is correct: the ``check_kernel`` tool, in place of the tests,
+        the timings and the profile."""
+        self.checker = checker
         self.install = list(install)
         self.files = dict(files or {})
         self.source = source
@@ -262,7 +281,7 @@ class Workspace:
     # ---- the tool protocol -----------------------------------------------------------------
 
     def tools(self) -> list[dict[str, Any]]:
-        return TOOLS
+        return KERNEL_TOOLS if self.checker else TOOLS
 
     def execute(self, call: ToolCall) -> str:
         """Run one tool call; a bad call raises ToolError, ``submit`` raises Submitted."""
@@ -275,11 +294,13 @@ class Workspace:
             "run_tests": self.run_tests,
             "time_workload": self.time_workload,
             "profile": self.profile,
+            "check_kernel": self.check_kernel,
             "submit": self.submit,
         }.get(call.name)
-        if handler is None:
-            names = ", ".join(t["function"]["name"] for t in TOOLS)
-            raise ToolError(f"unknown tool {call.name!r}; the tools are: {names}")
+        names = [t["function"]["name"] for t in self.tools()]
+        if handler is None or call.name not in names:
+            listed = ", ".join(names)
+            raise ToolError(f"unknown tool {call.name!r}; the tools are: {listed}")
         args = call.arguments if isinstance(call.arguments, dict) else {}
         try:
             inspect.signature(handler).bind(**args)
@@ -442,6 +463,11 @@ class Workspace:
                 tail = truncate((run.stderr or run.stdout).strip(), 1500)
                 raise UserError(f"the install command `{command}` failed ({run.reason}): {tail}")
         return sb
+
+    def check_kernel(self) -> str:
+        """The judge's verdict on the current kernel (kernel tasks only)."""
+        assert self.checker is not None
+        return self.checker(self.diff())
 
     def run_tests(self) -> str:
         """Run the test command on the current code; its exit status and output tail."""

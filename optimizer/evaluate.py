@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from agents.fixed import Noop, Oracle, Predictions, Proposal, Proposer
 from optimizer.evaluate_records import LevelSpeed, Reference, SampleRecord, WorkloadSpeed
-from optimizer.results import PerTestTiming, SampleResult
+from optimizer.results import PerTestTiming, RefTimes, SampleResult
 from optimizer.scoring import dps, dps_clusters
 from profilers.compare import MetricChoice
 from sandbox import Backend
@@ -161,10 +161,13 @@ def measure_reference(spec: EvalSpec, task: Task, cpuset: str | None) -> tuple[R
         return Reference(task_id=task.id, metric=metric, status="error", reason=_crash(exc)), ""
     m = g.measurement
     levels = [_level(spec, task, lv.name, lv.patch, cpuset) for lv in task.expert.levels]
+    timing = g.kernel.timing if g.kernel else None
+    untimed = g.kernel.timing_note.split(":")[0] if g.kernel and g.kernel.timing_note else ""
     ref = Reference(
         task_id=task.id, metric=m.metric if m else metric, status=g.status.value,
-        reason=g.reason, speedup=m.speedup if m else None, ci=_ci(m), verdict=m and m.verdict,
-        workloads=_workloads(m), levels=levels if g.correct else [],
+        reason=g.reason or untimed, speedup=m.speedup if m else None, ci=_ci(m),
+        verdict=m and m.verdict, workloads=_workloads(m), levels=levels if g.correct else [],
+        kernel_time_s=timing.kernel_ms / 1e3 if timing else None,
         elapsed_s=round(time.monotonic() - started, 3),
     )  # fmt: skip
     return ref, g.model_dump_json()
@@ -254,6 +257,11 @@ def _outcome(
         per_test = _per_test(_workloads(m), ref)
         if per_test:
             out["per_test"] = per_test
+    timing = g.kernel.timing if g.kernel else None
+    if timing is not None:  # KernelBench's fast_p: eager and torch.compile references
+        compiled = timing.compile_ms / 1e3 if timing.compile_ms else None
+        out.update(ref_times=RefTimes(t_ref=timing.eager_ms / 1e3, t_ref_compile=compiled),
+                   candidate_time_s=timing.kernel_ms / 1e3)  # fmt: skip
     return out
 
 

@@ -95,6 +95,9 @@ class Reference(_Record):
     verdict: str | None = None
     workloads: list[WorkloadSpeed] = Field(default_factory=list)
     levels: list[LevelSpeed] = Field(default_factory=list)
+    kernel_time_s: Positive | None = Field(
+        None, description="Kernel tasks on a GPU: the expert Triton kernel's time (Perf@1)."
+    )
     elapsed_s: float = 0.0
 
     @property

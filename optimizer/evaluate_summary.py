@@ -61,6 +61,8 @@ SCORES: dict[str, str] = {
     "opt@1": "opt@1 (GSO opt_commit)",
     "eff@1": "eff@1 (ENAMEL)",
     **{name: f"{name} (KernelBench, eager)" for name in _FAST},
+    **{f"{name}_compile": f"{name} (KernelBench, torch.compile)" for name in _FAST},
+    "perf@1": "Perf@1 (TritonGym: expert kernel time / kernel time, 0 if wrong)",
     "dps": "DPS (EvalPerf)",
     "dps_norm": "DPS_norm (EvalPerf)",
     "cost_of_pass_usd": "Cost-of-Pass ($ per verified speedup)",
@@ -225,7 +227,7 @@ def _exclusion(ref: Reference | None) -> str | None:
     if ref.status == "none":
         return ref.reason or "no expert"
     if ref.status == "ok":
-        return "the expert's speedup was not measured"
+        return ref.reason or "the expert's speedup was not measured"
     return f"the expert did not grade ok ({ref.status}{': ' + ref.reason if ref.reason else ''})"
 
 
@@ -329,6 +331,12 @@ class _Group:
         if any(r.ref_times for r in self.scored):
             for name, p in _FAST.items():
                 add(name, lambda run, p=p: _fastp(run, p))
+            if any(r.ref_times and r.ref_times.t_ref_compile for r in self.scored):
+                for name, p in _FAST.items():
+                    add(f"{name}_compile", lambda run, p=p: _fastp(run, p, "compile"))
+        kernels = [t for t, ref in self.refs.items() if ref.kernel_time_s and t in self.by_task]
+        if kernels:
+            add("perf@1", lambda run: _perf1(run, self.refs, set(kernels)))
         for field in ("dps", "dps_norm"):
             if any(getattr(r, field) is not None for r in self.scored):
                 add(field, _dps(field))
@@ -456,10 +464,21 @@ def _why(exc: UserError) -> str:
     return exc.problem.split(", which --metric")[0]
 
 
-def _fastp(run: Sequence[SampleResult], p: float) -> float | None:
+def _fastp(run: Sequence[SampleResult], p: float, against: str = "eager") -> float | None:
     rows = score_results(run, "fastp", [1], ps=[p]).rows
-    value = rows[0]["fast_p_eager"]
+    value = rows[0][f"fast_p_{against}"]
     return float(value) if isinstance(value, int | float) else None
+
+
+def _perf1(run: Sequence[SampleResult], refs: Mapping[str, Reference], ids: set[str]) -> float:
+    """TritonGym's Perf@1 over the kernel tasks with a timed expert: the mean of expert
+    kernel time / generated kernel time, an incorrect (or untimed) kernel counting 0."""
+    values = [
+        (refs[r.task_id].kernel_time_s or 0.0) / r.candidate_time_s
+        if r.correct and r.candidate_time_s else 0.0
+        for r in run if r.task_id in ids
+    ]  # fmt: skip
+    return math.fsum(values) / len(values) if values else 0.0
 
 
 def _faster(samples: Sequence[SampleResult]) -> int:

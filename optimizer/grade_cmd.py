@@ -19,9 +19,9 @@ from optimizer.results import write_text_atomic
 from profilers.compare import MetricChoice
 from sandbox import Backend
 from tasks.grade import Candidate, Grade, GradeOptions, grade
-from tasks.model import TASK_FILE, Task
+from tasks.model import Task
 from tasks.source import expert_patch, with_repo
-from tasks.suite import find_task, load_suite
+from tasks.suite import load_suite
 
 out = Console(highlight=False)
 
@@ -30,15 +30,13 @@ TARGET_HELP = "SUITE/ID: `builtin/spans`, `path/to/suite/ID`, `data.jsonl/ID`, o
 
 def resolve_target(target: str) -> Task:
     """``SUITE/ID`` (or a task directory) -> the task."""
-    path = Path(target).expanduser()
-    if (path / TASK_FILE).is_file() or path.name == TASK_FILE:
-        return load_suite(path)[0]
-    suite, sep, task_id = target.rstrip("/").rpartition("/")
-    if not sep or not suite or not task_id:
+    tasks = load_suite(target)
+    if len(tasks) != 1:
         raise UserError(
-            f"{target!r} names no task", "pass SUITE/ID, e.g. builtin/spans, or a task directory"
+            f"{target!r} names no single task",
+            "pass SUITE/ID, e.g. builtin/spans, or a task directory",
         )
-    return find_task(load_suite(suite), task_id)
+    return tasks[0]
 
 
 def read_patch(path: Path | None) -> str:
@@ -66,6 +64,17 @@ def render(g: Grade) -> None:
         mark = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
         label = f"{c.name} (hidden)" if c.hidden else c.name
         out.print(f"check {escape(label)}: {mark}" + (f" {escape(c.detail)}" if c.detail else ""))
+    k = g.kernel
+    if k:
+        out.print(f"kernel: {escape(k.summary())}")
+        if k.timing:
+            t = k.timing
+            compiled = f", torch.compile {t.compile_ms:.4f} ms" if t.compile_ms else ""
+            out.print(f"kernel {t.kernel_ms:.4f} ms, eager {t.eager_ms:.4f} ms{compiled}")
+            for flag in t.flagged:
+                out.print(f"[yellow]review:[/] {escape(flag)}")
+        elif k.timing_note:
+            out.print(f"timing: {escape(k.timing_note)}")
     m = g.measurement
     if m:
         for w in m.workloads:

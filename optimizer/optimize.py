@@ -35,6 +35,7 @@ class RunSpec(BaseModel):
     """What a run optimizes and how: everything ``--resume`` needs to carry on."""
 
     target: str | None = Field(None, description="SUITE/ID for --task runs.")
+    kernel: str | None = Field(None, description="A KernelBench problem file (--kernel).")
     repo: str | None = Field(
         None, description="REPO: the repository to optimize, or with --task the task's source."
     )
@@ -76,6 +77,10 @@ def runs_root(runs_dir: Path | None) -> Path:
 
 
 def load_task(spec: RunSpec) -> Task:
+    if spec.kernel:
+        from kernels.problem import kernel_task
+
+        return kernel_task(Path(spec.kernel), spec.base)
     if spec.target:
         from optimizer.grade_cmd import resolve_target
 
@@ -176,7 +181,7 @@ def execute(spec: RunSpec, task: Task, model: Model | None, run: rd.RunDir, ui: 
         cands = search.manual(spec.candidate) if spec.candidate is not None else search.run()
         best = win.choose(cands, search.accepted)
         if best is None:
-            return _end(run, ui, EXIT_NO_WINNER, "no significant winner", cands)
+            return _end(run, ui, EXIT_NO_WINNER, _no_winner(cands), cands)
         ui.say(f"best: {best.id}, {best.speedup:.3f}x; confirming in fresh runs")
         winner = win.settle(search, best, do_minimize=spec.minimize, say=ui.say)
         if winner is None:
@@ -199,6 +204,18 @@ def execute(spec: RunSpec, task: Task, model: Model | None, run: rd.RunDir, ui: 
         return _end(run, ui, EXIT_STOPPED, f"{stop.reason}{detail}", [])
     except KeyboardInterrupt:
         return _end(run, ui, EXIT_INTERRUPTED, "interrupted", [])
+
+
+def _no_winner(cands: list) -> str:
+    """Why nothing is committed; for kernels checked in Triton's CPU interpreter, say so."""
+    untimed = [c for c in cands if c.correct and (c.grade.get("kernel") or {}).get("interpreted")]
+    if untimed:
+        return (
+            f"no significant winner: {len(untimed)} correct kernel(s) ({untimed[0].id} first), "
+            "but without a GPU kernels run in Triton's CPU interpreter and cannot be timed; "
+            "run again on a host with an NVIDIA GPU (optimizer show RUN_DIR has the patches)"
+        )
+    return "no significant winner"
 
 
 def _end(

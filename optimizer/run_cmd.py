@@ -101,6 +101,11 @@ def register(app: typer.Typer) -> None:
         ),
         tests: str | None = typer.Option(None, "--tests", "-t", help="The test command."),
         task: str | None = typer.Option(None, "--task", help=f"A suite task: {TARGET_HELP}"),
+        kernel: Path | None = typer.Option(
+            None,
+            "--kernel",
+            help="A KernelBench problem file (committed): write its Triton kernel.",
+        ),
         candidate: Path | None = typer.Option(
             None, "--candidate", help="Grade and commit this patch instead of asking a model."
         ),
@@ -157,12 +162,12 @@ def register(app: typer.Typer) -> None:
                 endpoint = {"model": spec.model, "base_url": spec.base_url}
                 outcome = optimize.resume(resume, live, {**budgets, **endpoint}, ui)
             else:
-                if repo is None and task is None:
+                if repo is None and task is None and kernel is None:
                     raise UserError(
                         "nothing to optimize",
-                        "pass REPO --workload FILE --tests CMD, or --task SUITE/ID",
+                        "pass REPO --workload FILE --tests CMD, --task SUITE/ID or --kernel FILE",
                     )
-                if repo is not None and task is None and not workload:
+                if repo is not None and task is None and kernel is None and not workload:
                     raise UserError("no workload given", "pass --workload FILE (or a command)")
                 settings = SearchSettings(
                     candidates=candidates,
@@ -179,6 +184,7 @@ def register(app: typer.Typer) -> None:
                 )
                 spec = RunSpec(
                     target=task,
+                    kernel=str(kernel.resolve()) if kernel else None,
                     repo=str(repo) if repo else None,
                     workload=workload,
                     tests=tests,

@@ -297,6 +297,11 @@ class Search:
         base = self.base_source
         source = Source(repo=base.repo, rev=base.rev, patch=parent.patch if parent else None)
         started_steps = len(self.state.model_calls.get(thread, []))
+        kernel = self.task.kernel
+        protected = self.task.protected_paths() + ([kernel.reference] if kernel else [])
+        prompts = self.prompts
+        if kernel:
+            prompts = prompts.model_copy(update={"system": prompts.kernel_system})
         with Workspace(
             source,
             tests_command=testrun.command_for(self.task.tests) if self.task.tests else None,
@@ -304,17 +309,18 @@ class Search:
             files=testrun.PLUGIN_FILES,
             workload=self.workload,
             env=self.env,
-            protected=self.task.protected_paths(),
+            protected=protected,
             backend=self.s.backend,
             image=self.image,
             limits=self._limits(),
             workload_file=self.workload_file,
             install=self.task.install_commands(),
+            checker=self.check_kernel if kernel else None,
         ) as ws:
             agent = ToolAgent(
                 self.model_for(thread),
                 ws,
-                self.prompts,
+                prompts,
                 AgentConfig(step_limit=self.s.agent_steps),
                 on_event=lambda ev: self._tool_event(thread, cid, ev),
                 should_stop=self.stop_reason,
@@ -329,9 +335,7 @@ class Search:
                     parent_diff=parent.patch, feedback=describe(parent),
                 )  # fmt: skip
                 extra = {"hotspots": "", "idea": ""}
-            result: AgentResult = agent.run(
-                task, feedback=hints, protected=self.task.protected_paths(), **extra
-            )
+            result: AgentResult = agent.run(task, feedback=hints, protected=protected, **extra)
         if result.exit in ("interrupted", "max-cost", "max-steps", "max-wall"):
             raise Stop(result.exit)
         made = rd.CandidateRecord(
@@ -348,6 +352,18 @@ class Search:
         if result.exit == FormatErrorExit:
             raise Stop("model error", f"{cid}: {result.exit} ({result.message})")
         return made
+
+    def check_kernel(self, patch: str) -> str:
+        """The ``check_kernel`` tool: the judge's correctness check, unmeasured, as text."""
+        opts = GradeOptions(backend=self.s.backend, measure=False, image=self.image)
+        g = grade(self.task, Candidate(patch=patch, agent="check_kernel"), opts)
+        k = g.kernel
+        if not g.correct:
+            error = g.artifacts.get("error", "")
+            return f"not correct ({g.status.value}): {g.reason}" + (f"\n{error}" if error else "")
+        assert k is not None
+        note = "; timing needs a GPU (this ran in Triton's CPU interpreter)"
+        return f"correct: {k.summary()}" + (note if k.interpreted else "")
 
     def _tool_event(self, thread: str, cid: str, ev: dict[str, Any]) -> None:
         if ev.get("type") != "tool_call":
@@ -387,6 +403,8 @@ class Search:
             )
             if not g["correct"] or (stage == "quick" and m.get("verdict") == "slower"):
                 break
+            if (g.get("kernel") or {}).get("interpreted"):
+                break  # Triton's CPU interpreter: correct, but nothing to time
         if self.interactive:
             self._review(cand)
         return cand

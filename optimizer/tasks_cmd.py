@@ -155,6 +155,11 @@ def _validation_row(v: Validation) -> tuple[str, ...]:
     color = {"ok": "green", "failed": "red", "skipped": "yellow"}[v.status]
     status = f"[{color}]{v.status}[/]" + (f": {escape(v.reason)}" if v.reason else "")
     tests = " · ".join(runs) or "-"
+    k = v.expert.kernel if v.expert else None
+    if k is not None:  # a kernel task: no test command; the judge's calls are its tests
+        tests = f"expert correct on {k.cases} calls" if v.expert.correct else "expert wrong"
+        if k.timing is None:
+            speed = "not timed (no GPU)"
     return v.task_id, v.kind, tests, speed, declared, f"{v.elapsed_s:.0f} s", status
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import docker.errors
 import requests
-from docker.types import LogConfig, Ulimit
+from docker.types import DeviceRequest, LogConfig, Ulimit
 
 from sandbox.base import OutputCapture, Sandbox, SealedError, classify, relative
 from sandbox.engine import BUILD_LABEL, LABEL, OWNER, client
@@ -159,6 +159,9 @@ class DockerSandbox(Sandbox):
             log_config=LogConfig(type="none"),
             labels=self._labels,
             detach=True,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])]
+            if limits.gpus
+            else None,
             **options,
         )
 
@@ -207,6 +210,12 @@ class DockerSandbox(Sandbox):
             container.start()
         except docker.errors.APIError as exc:  # e.g. the executable does not exist
             why = (exc.explanation or str(exc)).split("exec: ")[-1]
+            if limits.gpus and ("device driver" in why or "nvidia" in why.lower()):
+                raise SandboxError(
+                    f"the Docker engine cannot pass the GPUs through ({why.strip()[:200]})",
+                    "install the NVIDIA Container Toolkit and restart dockerd, "
+                    "or grade with --sandbox local",
+                ) from None
             return RunResult(
                 status=Status.ERROR, exit_code=127, duration_s=0.0, reason=f"could not start: {why}"
             )
@@ -277,7 +286,7 @@ class DockerSandbox(Sandbox):
 _INIT = ["sleep", "infinity"]
 _ORPHANS_MAX = 16
 #: The limits a session's container fixes when it starts; the others apply per run.
-_FIXED = ("memory_mb", "pids", "cpuset", "tmp_mb")
+_FIXED = ("memory_mb", "pids", "cpuset", "tmp_mb", "gpus")
 
 
 class DockerSession(Sandbox):

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -231,6 +232,21 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
+def host_wheelhouses() -> list[str]:
+    """The local folders the host's pip finds wheels in (``PIP_FIND_LINKS`` or pip's
+    ``find-links`` setting), mounted read-only into env builds so that a wheel this machine
+    keeps (a CPU build of torch, say) is the one installed, not a download."""
+    value = os.environ.get("PIP_FIND_LINKS")
+    if value is None:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        value = done.stdout if done.returncode == 0 else ""
+    folders = [v.removeprefix("file://") for v in value.split()]
+    return [f for f in folders if f.startswith("/") and Path(f).is_dir()]
+
+
 def env_tag(recipe: EnvRecipe, base: str | None = None) -> str:
     base = base or base_tag()
     return f"{ENV_REPO}:{_digest({'base': base, 'recipe': recipe.model_dump()})}"
@@ -254,6 +270,9 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
         env.update(PIP_CERT=_CA_IN_CONTAINER, SSL_CERT_FILE=_CA_IN_CONTAINER)
         env["REQUESTS_CA_BUNDLE"] = _CA_IN_CONTAINER
         script = f"({script}); code=$?; rm -f {_CA_IN_CONTAINER}; exit $code"
+    wheels = host_wheelhouses() if recipe.pip else []
+    if wheels:
+        env["PIP_FIND_LINKS"] = " ".join(wheels)
     log(f"building env layer {tag}: {recipe.script()}")
     container = client().containers.create(
         base,
@@ -262,6 +281,7 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
         environment=env,
         labels={BUILD_LABEL: OWNER},
         user="root",
+        volumes={w: {"bind": w, "mode": "ro"} for w in wheels},
     )
     if ca:
         container.put_archive("/tmp", _single_file_tar(Path(_CA_IN_CONTAINER).name, ca))

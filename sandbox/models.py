@@ -29,6 +29,9 @@ class Limits(BaseModel):
     output_bytes: int = Field(16 * MiB, gt=0, description="Most stdout+stderr bytes kept.")
     cpuset: str = Field(default_factory=all_cpus, description="CPUs the run may use, e.g. '1'.")
     tmp_mb: int = Field(1024, gt=0, description="Size of the private /tmp (docker).")
+    gpus: bool = Field(
+        False, description="Pass the host's GPUs through (docker: the NVIDIA container runtime)."
+    )
 
 
 class Status(StrEnum):

@@ -121,6 +121,58 @@ class Measurement(BaseModel):
         return next(m for m in self.workloads[0].metrics if m.metric == self.metric)
 
 
+class KernelTiming(BaseModel):
+    """A kernel's CUDA times (do_bench medians, ms) against eager PyTorch and torch.compile."""
+
+    eager_ms: float
+    compile_ms: float | None = None
+    kernel_ms: float
+    host_ms: float = Field(0.0, description="Host clock per call, whole device synchronized.")
+    speedup_eager: float
+    speedup_compile: float | None = None
+    compile_error: str = ""
+    flagged: list[str] = Field(default_factory=list, description="For a human to review.")
+
+
+class KernelReport(BaseModel):
+    """What the kernel judge ran and saw (kernel tasks only)."""
+
+    device: str = Field(description="The GPU's name, or 'cpu' (Triton's interpreter).")
+    interpreted: bool = Field(description="Ran under TRITON_INTERPRET=1: times meaningless.")
+    cases: int = Field(
+        description="Calls checked: trials x shapes x distributions (+ the timing inputs)."
+    )
+    shapes: int
+    trials: int
+    distributions: list[str]
+    atol: float
+    rtol: float
+    max_abs_err: float = 0.0
+    tolerance_used: float = Field(
+        0.0, description="Worst |got - expected| / (atol + rtol * |expected|): 1 is the limit."
+    )
+    launches: int = Field(0, description="Fewest Triton launches in one forward() call.")
+    torch_ops: list[str] = Field(default_factory=list, description="aten ops forward() ran.")
+    timing: KernelTiming | None = None
+    timing_note: str = Field("", description="Why there is no timing, when there is none.")
+    nulls_passing: list[str] = Field(
+        default_factory=list,
+        description="Null kernels (zeros, constant, copy) whose outputs would pass every case: "
+        "a problem that cannot tell a kernel from none.",
+    )
+
+    def summary(self) -> str:
+        """One line on what was checked and how close it came to the tolerance."""
+        seeded = self.trials * self.shapes * len(self.distributions)
+        extra = f" + {self.cases - seeded} at the timing inputs" if self.cases > seeded else ""
+        return (
+            f"{self.cases} calls ({self.trials} trials x {self.shapes} shapes x "
+            f"{len(self.distributions)} distributions{extra}) on {self.device}; worst error "
+            f"{self.tolerance_used:.2g} of the tolerance (max abs {self.max_abs_err:.3g}, "
+            f"atol {self.atol:g}, rtol {self.rtol:g}); {self.launches} Triton launch(es) a call"
+        )
+
+
 class Grade(BaseModel):
     """The result of grading one candidate on one task."""
 
@@ -142,6 +194,7 @@ class Grade(BaseModel):
         description="The failure is the base's or the harness's (the base's own install, "
         "tests or baseline run failed), not the candidate's: a retry may succeed.",
     )
+    kernel: KernelReport | None = None
     elapsed_s: float = 0.0
 
     @property

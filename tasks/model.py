@@ -322,14 +322,92 @@ class TaskLimits(_Strict):
     pids: int = Field(256, gt=0)
 
 
-class KernelSpec(_Strict):
-    """Placeholder for kernel tasks until the kernels format lands: reference + entry point."""
+Distribution = Literal["problem", "normal", "uniform", "heavy"]
+#: The dtype policy: each dtype's default tolerances (atol, rtol); fp32 is held to 1e-4.
+DTYPE_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float32": (1e-4, 1e-4),
+    "float16": (1e-2, 1e-2),
+    "int32": (0.0, 0.0),
+}
 
-    reference: str = Field(description="A PyTorch reference module file in the source tree.")
-    entry: str = Field("Model", description="The nn.Module class name.")
+
+class KernelSpec(_Strict):
+    """A GPU kernel task (KernelBench format): a PyTorch reference and the kernel's contract.
+
+    ``reference`` is a KernelBench problem file in the source tree: ``class Model(nn.Module)``,
+    ``get_inputs()`` and ``get_init_inputs()`` at module level, its sizes as module-level
+    ints that ``get_inputs()`` reads. The candidate writes ``candidate`` (``model_new.py``)
+    defining ``ModelNew`` with the same constructor and ``forward`` signature.
+
+    The judge runs ``trials`` rounds over every shape (a dict overriding those ints; none:
+    the file's own sizes; ``cpu_shapes`` instead on a host without a GPU) and distribution;
+    each round has fresh inputs from seeds drawn per grade. Floating inputs are cast to
+    ``dtype`` and, unless the distribution is
+    ``problem`` (as ``get_inputs()`` makes them), replaced by samples of it times a scale
+    (round ``t`` uses ``scales[t % len(scales)]``).
+    """
+
+    reference: str = Field(description="The KernelBench problem file in the source tree.")
+    entry: str = Field("Model", description="The reference nn.Module class name.")
+    candidate: str = Field("model_new.py", description="The file the candidate writes.")
+    new_entry: str = Field("ModelNew", description="The class the candidate defines there.")
     dtype: Literal["float32", "float16", "int32"] = "float32"
-    atol: float = 1e-4
-    rtol: float = 1e-4
+    atol: float | None = Field(None, ge=0, description="None: the dtype policy's.")
+    rtol: float | None = Field(None, ge=0, description="None: the dtype policy's.")
+    trials: int = Field(5, ge=1, le=100, description="Rounds of fresh inputs per shape.")
+    shapes: list[dict[str, int | list[int]]] = Field(
+        default_factory=list,
+        description="Module-level sizes per shape, e.g. {dim = 33} or {input_shape = [7, 9]}.",
+    )
+    cpu_shapes: list[dict[str, int | list[int]]] | None = Field(
+        None,
+        description="The shapes checked without a GPU, under Triton's CPU interpreter (which "
+        "runs each program instance in Python); None: the same as shapes.",
+    )
+    skip_invalid_shapes: bool = Field(
+        False,
+        description="Shapes derived by an importer: one that the reference itself rejects "
+        "(a kernel wider than the input) is skipped and reported, not an error.",
+    )
+    distributions: list[Distribution] = Field(
+        default_factory=lambda: ["normal", "uniform", "heavy"], min_length=1
+    )
+    scales: list[float] = Field(default_factory=lambda: [1.0, 100.0, 0.01], min_length=1)
+    forbid: list[str] = Field(
+        default_factory=list,
+        description="The torch operators being replaced (Python names and aten ops): never "
+        "called by the candidate, statically or at run time.",
+    )
+    torch_in_forward: Literal["glue", "any"] = Field(
+        "glue",
+        description="glue: forward may run only allocation, view and copy torch ops besides "
+        "its Triton kernels; any: other torch ops too (a kernel for part of a model).",
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> KernelSpec:
+        if any(not (s > 0 and s == s and s != float("inf")) for s in self.scales):
+            raise ValueError("scales must be positive finite numbers")
+        every = [*self.shapes, *(self.cpu_shapes or [])]
+        sizes = [
+            n
+            for shape in every
+            for v in shape.values()
+            for n in (v if isinstance(v, list) else [v])
+        ]
+        if any(n < 0 for n in sizes):
+            raise ValueError("shape sizes must not be negative")
+        return self
+
+    def shapes_for(self, *, gpu: bool) -> list[dict[str, int | list[int]]]:
+        """The shapes one grade checks: ``shapes`` on a GPU, ``cpu_shapes`` without one
+        (when set); ``[{}]`` (the file's own sizes) when none is declared."""
+        chosen = self.shapes if gpu or self.cpu_shapes is None else self.cpu_shapes
+        return chosen or [{}]
+
+    def tolerances(self) -> tuple[float, float]:
+        atol, rtol = DTYPE_TOLERANCES[self.dtype]
+        return (atol if self.atol is None else self.atol, rtol if self.rtol is None else self.rtol)
 
 
 class Task(_Strict):

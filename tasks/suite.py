@@ -1,6 +1,7 @@
 """Suites: which tasks a run covers, from one spec string.
 
 * ``builtin``: every task directory under the package's ``tasks/suites/builtin/``;
+* ``SUITE/ID``: the one task ``ID`` of any suite below (``builtin/spans``, ``data.jsonl/ID``);
 * a task directory, or its ``task.toml``;
 * a directory of task directories;
 * a dataset, imported (see :mod:`tasks.importers`): a SWE-fficiency, GSO or PIE ``.jsonl`` /
@@ -18,8 +19,8 @@ BUILTIN = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent / "suites" / "builtin"
 
 _SPEC_HELP = (
-    "pass builtin, a task directory (with task.toml), a directory of task directories, "
-    "a SWE-fficiency/GSO/PIE .jsonl or .json file, or a KernelBench folder"
+    "pass builtin, SUITE/ID (builtin/spans), a task directory (with task.toml), a directory "
+    "of task directories, a SWE-fficiency/GSO/PIE .jsonl or .json file, or a KernelBench folder"
 )
 
 
@@ -58,6 +59,11 @@ def load_suite(
         return _load_dirs(_task_dirs(BUILTIN_DIR)) if BUILTIN_DIR.is_dir() else []
     path = Path(spec).expanduser()
     if not path.exists():
+        suite, sep, task_id = str(spec).rstrip("/").rpartition("/")
+        if sep and suite and task_id and (suite == BUILTIN or Path(suite).expanduser().exists()):
+            # SUITE/ID: one task of a suite (builtin/spans, data.jsonl/ID, folder/ID)
+            whole = load_suite(suite, cases_dir=cases_dir, cache_dir=cache_dir)
+            return [find_task(whole, task_id)]
         raise TaskError(f"suite {str(spec)!r}: no such file or directory", f"{_SPEC_HELP}")
     if path.is_file():
         if path.name == TASK_FILE or path.suffix == ".toml":

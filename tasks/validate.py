@@ -65,13 +65,12 @@ def validate_task(task: Task, options: GradeOptions | None = None) -> Validation
 
 def _validate(task: Task, opts: GradeOptions) -> Validation:
     out = Validation(task_id=task.id, kind=task.kind.value, status="skipped")
-    if task.kind is Kind.KERNEL:
-        out.reason = "kernel tasks are validated by the kernels checker (pending)"
-        return out
     patch = expert_patch(task)
     if not patch:
         out.reason = "the task has no expert patch"
         return out
+    if task.kind is Kind.KERNEL:
+        return _validate_kernel(task, patch, opts, out)
     out.status = "failed"
     out.base = grade(task, Candidate(agent="base"), opts.model_copy(update={"measure": False}))
     if not out.base.correct:
@@ -92,6 +91,29 @@ def _validate(task: Task, opts: GradeOptions) -> Validation:
         )
     elif m.speedup < MIN_SPEEDUP:
         out.reason = f"the expert's speedup {m.speedup:.2f}x is below {MIN_SPEEDUP}x"
+    else:
+        out.status = "ok"
+    return out
+
+
+def _validate_kernel(task: Task, patch: str, opts: GradeOptions, out: Validation) -> Validation:
+    """A kernel task: the expert is correct on every case, and no null kernel (zeros, a
+    constant, a copy of the input) would pass; on a GPU the expert is also faster than eager."""
+    out.status = "failed"
+    out.expert = grade(task, Candidate(patch=patch, agent="expert"), opts)
+    k, m = out.expert.kernel, out.expert.measurement
+    if not out.expert.correct:
+        out.reason = f"the expert fails: {out.expert.reason}"
+    elif k is not None and k.nulls_passing:
+        out.reason = (
+            f"a null kernel ({', '.join(k.nulls_passing)}) passes this problem: its outputs are "
+            "below the tolerance; rescale the inputs or tighten atol"
+        )
+    elif m is None:
+        out.status = "ok"
+        out.reason = (k.timing_note if k and k.timing_note else "not measured").split(":")[0]
+    elif m.verdict != "faster" or m.ci[0] <= 1.0:
+        out.reason = f"the expert is not significantly faster ({m.verdict}, {m.speedup:.2f}x)"
     else:
         out.status = "ok"
     return out

@@ -79,3 +79,17 @@ def sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def require_kernels() -> None:
+    """Skip a module when torch and triton (the `kernels` extra) are missing; under CI, where
+    `.ci/run` installs them, a missing one is a failure instead."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "triton") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    message = f"{', '.join(missing)} not installed (pip install -e '.[kernels]')"
+    if docker_required():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)

@@ -70,7 +70,7 @@ def test_suite_has_enough_tasks_of_each_kind():
     kinds = Counter(t.kind for t in TASKS.values())
     assert kinds[Kind.PROGRAM] >= 5
     assert kinds[Kind.REPO] >= 4
-    assert kinds[Kind.KERNEL] >= 3
+    assert kinds[Kind.KERNEL] >= 4
 
 
 def test_task_ids_are_unique_and_match_directories():
@@ -84,18 +84,20 @@ def test_task_is_well_formed(task_id: str):
     task = TASKS[task_id]
     assert task.prompt.strip() and task.title
     assert task.source.path and (task.root / task.source.path).is_dir()
+    if task.kind is Kind.KERNEL:  # hidden data: the judge's seeded trials, not files
+        assert task.kernel and (task.root / task.source.path / task.kernel.reference).is_file()
+        text = (task.root / task.source.path / task.kernel.reference).read_text()
+        for name in (f"class {task.kernel.entry}(", "def get_inputs(", "def get_init_inputs("):
+            assert name in text
+        assert task.expert.patch and task.kernel.trials >= 5 and len(task.kernel.shapes) >= 3
+        assert task.kernel.forbid, "a kernel task names the torch ops it replaces"
+        return
     assert task.hidden_checks(), "every task ships at least one hidden check"
     for check in task.hidden_checks():
         for rel in [check.stdin, *check.files]:
             if rel:
                 assert rel.startswith("hidden/"), rel
                 assert Path(rel).name not in task.prompt
-    if task.kind is Kind.KERNEL:
-        assert task.kernel and (task.root / task.source.path / task.kernel.reference).is_file()
-        text = (task.root / task.source.path / task.kernel.reference).read_text()
-        for name in (f"class {task.kernel.entry}(", "def get_inputs(", "def get_init_inputs("):
-            assert name in text
-        return
     assert task.tests and "{junit}" in task.tests.command
     assert task.visible_checks()
     assert task.expert.patch

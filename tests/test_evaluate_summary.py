@@ -311,3 +311,28 @@ def test_an_unusable_expert_is_left_out_of_sr_with_why():
         "missing": "missing",
         "ok": "ok",
     }
+
+
+def test_kernel_scores_fast_p_against_eager_and_compile_and_perf_at_1_by_hand():
+    from optimizer.results import RefTimes
+
+    refs = {
+        "k1": ref("k1", 2.0, kernel_time_s=1.0),  # the expert kernel: 1 s
+        "k2": ref("k2", 3.0, kernel_time_s=2.0),
+    }
+    records = [
+        # eager/kernel 4.0 (fast_2 yes), compile/kernel 1.5 (fast_1 only); expert/kernel 2.0
+        rec(
+            "k1",
+            speedup=4.0,
+            candidate_time_s=0.5,
+            ref_times=RefTimes(t_ref=2.0, t_ref_compile=0.75),
+        ),  # fmt: skip
+        rec("k2", correct=False),  # counts in N, and 0 in Perf@1
+    ]
+    sc = summarize(records, refs).groups[0].scores
+    assert sc["fast_0"].value == pytest.approx(0.5)  # the correctness rate
+    assert sc["fast_1"].value == pytest.approx(0.5) and sc["fast_2"].value == pytest.approx(0.5)
+    assert sc["fast_1_compile"].value == pytest.approx(0.5)
+    assert sc["fast_2_compile"].value == pytest.approx(0.0)
+    assert sc["perf@1"].value == pytest.approx((1.0 / 0.5 + 0.0) / 2)

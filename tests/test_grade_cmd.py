@@ -55,7 +55,8 @@ def test_no_patch_grades_the_base_itself(tmp_path: Path):
 def test_user_errors_are_one_line_with_exit_2(tmp_path: Path):
     cases = [
         (["grade", "builtin/no-such-task"], "no task 'no-such-task'"),
-        (["grade", "nosuite"], "names no task"),
+        (["grade", "nosuite"], "no such file or directory"),
+        (["grade", "builtin"], "names no single task"),
         (["grade", "builtin/spans", "--patch", str(tmp_path / "missing.diff")], "cannot read"),
         (["grade", "builtin/spans", "--json", str(tmp_path / "no" / "g.json")], "does not exist"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -212,9 +213,17 @@ def git_init(repo: Path) -> None:
 
 def materialize(draft: Draft, parent: Path, label: str) -> Task:
     """Write ``draft`` to ``parent/<id>`` atomically (temp dir + rename), reuse it when it is
-    already there, and load it."""
+    already there with the same task.toml, and load it. A task.toml that differs was written
+    by another version of the importer: that import is stale and is replaced."""
     final = parent / draft.id
-    if not (final / TASK_FILE).is_file():
+    toml = dump_toml(draft.data)
+    done = final / TASK_FILE
+    if done.is_file() and done.read_text(encoding="utf-8", errors="replace") != toml:
+        stale = Path(tempfile.mkdtemp(prefix=f".{draft.id}.stale.", dir=parent))
+        with contextlib.suppress(OSError):  # a concurrent import moved it first
+            os.rename(final, stale / draft.id)
+        shutil.rmtree(stale, ignore_errors=True)
+    if not done.is_file():
         if final.exists():  # a leftover without task.toml is not a finished import
             shutil.rmtree(final, ignore_errors=True)
         parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +233,7 @@ def materialize(draft: Draft, parent: Path, label: str) -> Task:
                 target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
-            (tmp / TASK_FILE).write_text(dump_toml(draft.data), encoding="utf-8")
+            (tmp / TASK_FILE).write_text(toml, encoding="utf-8")
             if draft.git_dir:
                 (tmp / draft.git_dir).mkdir(parents=True, exist_ok=True)
                 git_init(tmp / draft.git_dir)

@@ -1,4 +1,4 @@
-"""PyTorch reference for the add-relu kernel task: fused add + ReLU."""
+"""PyTorch reference for the matmul kernel task: C = A @ B for 2-D float32 A (M, K), B (K, N)."""
 
 import torch
 import torch.nn as nn
@@ -9,11 +9,16 @@ class Model(nn.Module):
         super().__init__()
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.relu(a + b)
+        return torch.matmul(a, b)
+
+
+M = 1024
+K = 1024
+N = 1024
 
 
 def get_inputs():
-    return [torch.randn(1024, 1024), torch.randn(1024, 1024)]
+    return [torch.randn(M, K), torch.randn(K, N)]
 
 
 def get_init_inputs():
