@@ -94,17 +94,34 @@ def register(app: typer.Typer) -> None:
             None, "--patch", help="Candidate = base + this unified diff (instead of --head)."
         ),
         metric: MetricChoice = typer.Option("both", "--metric", "-m", help="What to measure."),
-        repeats: int = typer.Option(10, "--repeats", "-n", help="Wall-clock pairs to start with."),
-        max_repeats: int | None = typer.Option(
-            None, "--max-repeats", help="Most wall-clock pairs while inconclusive (default 20x)."
+        repeats: int = typer.Option(
+            10, "--repeats", "-n", min=2, help="Wall-clock pairs to start with."
         ),
-        budget: float = typer.Option(120.0, "--budget", help="Seconds per metric for more pairs."),
-        timeout: float = typer.Option(120.0, "--timeout", help="Wall-clock limit of one run (s)."),
+        max_repeats: int | None = typer.Option(
+            None,
+            "--max-repeats",
+            min=2,
+            help="Most wall-clock pairs while inconclusive (default 20x).",
+        ),
+        budget: float = typer.Option(
+            120.0, "--budget", min=0.1, help="Seconds per metric for more pairs."
+        ),
+        timeout: float = typer.Option(
+            120.0, "--timeout", min=0.1, help="Wall-clock limit of one run (s)."
+        ),
         wall_floor: float = typer.Option(
-            FLOORS["wall"], "--wall-floor", help="Noise floor for wall time (0.02 = 2%)."
+            FLOORS["wall"],
+            "--wall-floor",
+            min=0,
+            max=1,
+            help="Noise floor for wall time (0.02 = 2%).",
         ),
         instructions_floor: float = typer.Option(
-            FLOORS["instructions"], "--instructions-floor", help="Noise floor for instructions."
+            FLOORS["instructions"],
+            "--instructions-floor",
+            min=0,
+            max=1,
+            help="Noise floor for instructions.",
         ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
         hotspots: Path | None = typer.Option(

@@ -162,11 +162,13 @@ def register(app: typer.Typer, user_errors: tuple[type[Exception], ...]) -> None
         budget: float = typer.Option(
             CIConfig.model_fields["budget_s"].default,
             "--budget",
+            min=0.1,
             help="Seconds per benchmark and metric.",
         ),
         timeout: float = typer.Option(
             CIConfig.model_fields["timeout_s"].default,
             "--timeout",
+            min=0.1,
             help="Limit of one native run (s); under valgrind each step gets 30x this.",
         ),
         json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),

@@ -78,11 +78,87 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so `finally` blocks remove containers on SIGTERM too
 
 
+def _command(argv: list[str]) -> str:
+    """The (sub)command words of ``argv``: ``ci``, ``sandbox run``."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if words[:1] == ["sandbox"] or words[:1] == ["tasks"]:
+        return " ".join(words)
+    return words[0] if words else ""
+
+
+def _user_error_code(command: str) -> int:
+    """2 for a user's mistake; 3 for `optimizer ci`, whose 2 means "inconclusive"."""
+    return 3 if command == "ci" else 2
+
+
+def _bad_value(exc: Exception, argv: list[str]) -> str:
+    """A pydantic ValidationError about a value the user passed, as one phrase naming the
+    option they typed when one matches the field (``budget_s`` -> ``--budget``)."""
+    errors = getattr(exc, "errors", lambda: [])()
+    if not errors:
+        return str(exc).splitlines()[0]
+    first = errors[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or "a value"
+    stem = field.rsplit(".", 1)[-1]
+    for name in (stem, stem.removesuffix("_s"), stem.removesuffix("_mb"), stem.removesuffix("_ms")):
+        option = "--" + name.replace("_", "-")
+        if any(a == option or a.startswith(option + "=") for a in argv):
+            field = option
+            break
+    return f"{field} {first.get('input')!r}: {first.get('msg', 'invalid').lower()}"
+
+
+def _click_errors() -> tuple[tuple[type[Exception], ...], tuple[type[BaseException], ...]]:
+    """Click's UsageError and Abort: typer raises its own vendored copies (newer typer:
+    ``typer._click.exceptions.UsageError``, ``typer.exceptions.Abort``) or plain click's."""
+    import importlib
+
+    usage: list[type[Exception]] = []
+    abort: list[type[BaseException]] = []
+    for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage += [module.UsageError] if hasattr(module, "UsageError") else []
+        abort += [module.Abort] if hasattr(module, "Abort") else []
+    return tuple(usage), tuple(abort)
+
+
 def main() -> None:
-    """Console-script entry point: run the app, turning user errors into one line."""
+    """Console-script entry point: run the app, turning user errors into one line.
+
+    Typer's usage errors (a mistyped option, a missing argument, a bad choice) and values
+    that a settings model refuses (``--budget 0``) are a user's mistakes too: one line,
+    ``error: ... Fix: ...``, and the command's exit code for them (2, or 3 for ``ci``)."""
+    import pydantic
+
+    usage, abort = _click_errors()
+
     signal.signal(signal.SIGTERM, _interrupt)
+    command = _command(sys.argv[1:])
+    code = _user_error_code(command)
+    helper = f"optimizer {command} --help".replace("  ", " ")
     try:
-        app()
+        rc = app(standalone_mode=False, prog_name="optimizer")
     except USER_ERRORS as exc:
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(2)
+        sys.exit(code)
+    except usage as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `optimizer sandbox`: the help
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        helper = f"{ctx.command_path} --help" if ctx is not None else helper
+        message = exc.format_message().rstrip(".")
+        err.print(f"[bold red]error:[/] {message}. Fix: see `{helper}`", soft_wrap=True)
+        sys.exit(code)
+    except abort:
+        err.print("interrupted", soft_wrap=True)
+        sys.exit(130)
+    except pydantic.ValidationError as exc:
+        problem = _bad_value(exc, sys.argv[1:])
+        fix = f"pass a value in range; see `{helper}`"
+        err.print(f"[bold red]error:[/] {problem}. Fix: {fix}", soft_wrap=True)
+        sys.exit(code)
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -60,8 +60,8 @@ def run(
     rev: str = typer.Option("HEAD", "--rev", help="The revision to copy."),
     patch: Path | None = typer.Option(None, "--patch", help="A diff to apply on top."),
     sandbox: Backend = typer.Option("auto", "--sandbox", help=BACKEND_HELP),
-    timeout: float = typer.Option(60.0, "--timeout", help="Wall-clock limit in seconds."),
-    memory: int = typer.Option(2048, "--memory", help="Memory limit in MB."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Wall-clock limit in seconds."),
+    memory: int = typer.Option(2048, "--memory", min=16, help="Memory limit in MB."),
 ) -> None:
     """Run one command in a sandboxed copy of REPO at --rev, and show how it ended."""
     diff = None

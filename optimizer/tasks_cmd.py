@@ -87,7 +87,7 @@ def validate(
     suite: str = typer.Argument(..., help=SUITE_HELP),
     sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
     only: list[str] = typer.Option([], "--task", help="Validate only these task ids."),
-    repeats: int = typer.Option(10, "--repeats", help="Interleaved pairs to start with."),
+    repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
     repo: Path | None = typer.Option(None, "--repo", help=REPO_HELP),
     json_path: Path | None = typer.Option(
@@ -190,7 +190,7 @@ def new(
     ),
     no_validate: bool = typer.Option(False, "--no-validate", help="Write the task only."),
     sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
-    repeats: int = typer.Option(10, "--repeats", help="Interleaved pairs to start with."),
+    repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
 ) -> None:
     """Make a task of a performance commit: REPO at --base, the expert at --expert.
 
