@@ -326,9 +326,13 @@ class LocalSandbox(Sandbox):
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         tmp = "/tmp" if self._bwrap else str(self._tmp)
         env.update(HOME=tmp, TMPDIR=tmp, OPTIMIZER_SANDBOX="local")
+        # `python3` in a run is the interpreter the user runs optimizer with (a virtualenv
+        # that is not activated, pyenv's), then the recipe's own virtualenv over it
+        first = [str(Path(sys.executable).parent)]
         if self.venv:
-            env["PATH"] = f"{self.venv}/bin{os.pathsep}{env.get('PATH', os.defpath)}"
+            first.insert(0, f"{self.venv}/bin")
             env["VIRTUAL_ENV"] = str(self.venv)
+        env["PATH"] = os.pathsep.join([*first, env.get("PATH", os.defpath)])
         env.update(extra)
         return env
 

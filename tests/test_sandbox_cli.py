@@ -92,6 +92,24 @@ def test_run_shows_status(make_repo):
     assert "error in local sandbox" in failed.stdout
 
 
+def test_python3_in_a_local_run_is_the_interpreter_optimizer_runs_on(make_repo, tmp_path):
+    """A virtualenv under /tmp, not activated (its bin is not on PATH): `python3` in the run
+    is still that virtualenv's interpreter, with bubblewrap (which hides /tmp) or without."""
+    repo = make_repo({"a.py": "import sys, typer\nprint('prefix', sys.prefix)\n"})
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True)  # fmt: skip
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if str(venv) not in p)
+    done = subprocess.run(
+        [str(venv / "bin/python"), "-m", "optimizer", "sandbox", "run", str(repo), "--sandbox",
+         "local", "--", "python3", "a.py"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1],
+        env={**os.environ, "PATH": path, "VIRTUAL_ENV": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"prefix {venv}" in done.stdout, done.stdout
+
+
 def test_build_then_doctor_is_all_ok(docker_image):
     built = optimizer("sandbox", "build")
     assert built.returncode == 0, built.stderr
