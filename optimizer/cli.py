@@ -75,7 +75,13 @@ ci_cmd.register(app, USER_ERRORS)
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so `finally` blocks remove containers on SIGTERM too
+    """Ctrl-C (SIGINT) or SIGTERM: every sandboxed run in flight, in any thread, is killed
+    now (sandbox.base.CANCEL), and KeyboardInterrupt unwinds the main thread, whose
+    ``finally`` blocks remove containers and temp dirs."""
+    from sandbox.base import CANCEL
+
+    CANCEL.set()
+    raise KeyboardInterrupt
 
 
 def _command(argv: list[str]) -> str:
@@ -136,6 +142,8 @@ def main() -> None:
     usage, abort = _click_errors()
 
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored
+        signal.signal(signal.SIGINT, _interrupt)
     command = _command(sys.argv[1:])
     code = _user_error_code(command)
     helper = f"optimizer {command} --help".replace("  ", " ")
@@ -154,11 +162,15 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {message}. Fix: see `{helper}`", soft_wrap=True)
         sys.exit(code)
     except abort:
-        err.print("interrupted", soft_wrap=True)
-        sys.exit(130)
+        rc = 130
     except pydantic.ValidationError as exc:
         problem = _bad_value(exc, sys.argv[1:])
         fix = f"pass a value in range; see `{helper}`"
         err.print(f"[bold red]error:[/] {problem}. Fix: {fix}", soft_wrap=True)
         sys.exit(code)
+    if rc == 130:  # Ctrl-C: typer turns the KeyboardInterrupt into exit 130
+        from sandbox.base import CANCEL
+
+        if CANCEL.is_set():
+            err.print("interrupted: the sandboxed runs in flight were stopped and removed")
     sys.exit(rc if isinstance(rc, int) else 0)

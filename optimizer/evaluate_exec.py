@@ -98,7 +98,11 @@ def _init_worker(slots: Any, log: str) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so a worker's sandboxes are removed on SIGTERM too
+    """SIGTERM to a worker: its runs in flight stop now, and its sandboxes are removed."""
+    from sandbox.base import CANCEL
+
+    CANCEL.set()
+    raise KeyboardInterrupt
 
 
 def _pool_job(spec_json: str, api_key: str | None, job: dict, ref: dict | None) -> dict:

@@ -6,6 +6,7 @@ import contextlib
 import shlex
 import signal
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,27 @@ Command = str | Sequence[str]
 WORKDIR = "{workdir}"
 #: Lines in stderr by which a program says it ran out of memory.
 _OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+
+
+#: Set once on Ctrl-C (the CLI's SIGINT handler, in the main thread): every run in flight, in
+#: any thread, is killed at once and raises KeyboardInterrupt, and no new run starts. Without
+#: it a worker thread would wait for its valgrind run to end before the interrupt got out.
+CANCEL = threading.Event()
+
+
+def wait_run(stop: threading.Event, timeout: float) -> bool:
+    """``stop.wait(timeout)`` that gives up at once on :data:`CANCEL`: True when the run
+    ended, False when its wall time ran out; KeyboardInterrupt when cancelled (the caller's
+    ``finally`` kills the run)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if CANCEL.is_set():
+            raise KeyboardInterrupt
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return stop.is_set()
+        if stop.wait(min(left, 0.05)):
+            return True
 
 
 def argv(cmd: Command) -> list[str]:

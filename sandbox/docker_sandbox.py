@@ -33,7 +33,7 @@ import docker.errors
 import requests
 from docker.types import DeviceRequest, LogConfig, Ulimit
 
-from sandbox.base import OutputCapture, Sandbox, SealedError, classify, relative
+from sandbox.base import OutputCapture, Sandbox, SealedError, classify, relative, wait_run
 from sandbox.engine import BUILD_LABEL, LABEL, OWNER, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
@@ -223,7 +223,12 @@ class DockerSandbox(Sandbox):
         waiter = threading.Thread(target=wait, daemon=True)
         waiter.start()
         stopped = ""
-        finished = stop.wait(limits.wall_s)
+        try:
+            finished = wait_run(stop, limits.wall_s)
+        except KeyboardInterrupt:
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+            raise
         stopped_at = time.perf_counter()
         if not finished:
             stopped = "wall"
@@ -387,7 +392,12 @@ class DockerSession(Sandbox):
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        stopped = "" if stop.wait(limits.wall_s) else "wall"
+        try:
+            stopped = "" if wait_run(stop, limits.wall_s) else "wall"
+        except KeyboardInterrupt:
+            with contextlib.suppress(docker.errors.APIError):
+                self._container.kill()
+            raise
         stopped_at = time.perf_counter()
         if capture.truncated and not ended:
             stopped = stopped or "output"

@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.base import OutputCapture, Sandbox, classify
+from sandbox.base import CANCEL, OutputCapture, Sandbox, classify, wait_run
 from sandbox.cgroup import PidsCgroup
 from sandbox.errors import SandboxError
 from sandbox.models import Limits, MiB, RunResult, Source
@@ -369,6 +369,8 @@ class LocalSandbox(Sandbox):
         stdin: bytes | None,
         cgroup: PidsCgroup | None,
     ) -> RunResult:
+        if CANCEL.is_set():
+            raise KeyboardInterrupt
         stop = threading.Event()
         capture = OutputCapture(limits.output_bytes, stop)
         reason: dict[str, str] = {}
@@ -407,7 +409,7 @@ class LocalSandbox(Sandbox):
         if stdin is not None:
             threading.Thread(target=_feed, args=(proc, stdin), daemon=True).start()
         try:
-            finished = stop.wait(limits.wall_s)
+            finished = wait_run(stop, limits.wall_s)
             stopped_at = time.perf_counter()
             if not finished:
                 reason.setdefault("stopped", "wall")

@@ -12,6 +12,7 @@ none and would, are left out.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -102,11 +103,15 @@ def test_no_argument_list_ends_in_a_traceback(args, tmp_path_factory, capsys, mo
     monkeypatch.setenv("OPTIMIZER_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setattr(sys, "argv", ["optimizer", *args])
     before = _tree(Path("/nonexist"))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for sig, handler in handlers.items():  # main() installs its own; pytest keeps its
+            signal.signal(sig, handler)
     out = capsys.readouterr()
     # the README's exit codes: ci 3 is a user error (its 2 is "inconclusive"); run 3 is stopped
     allowed = {0, 1, 2, 3} if args[:1] in (["ci"], ["run"]) else {0, 1, 2}
@@ -137,8 +142,13 @@ def test_no_argument_list_ends_in_a_traceback(args, tmp_path_factory, capsys, mo
 def test_the_issues_examples_are_one_line_errors(args, code, words, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["optimizer", *args])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(SystemExit) as done:
-        main()
+        try:
+            main()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert done.value.code == code, err

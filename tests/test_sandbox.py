@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -362,3 +363,52 @@ def test_restoring_a_tree_never_follows_a_link_the_run_made(make_repo):
         assert list(outside.iterdir()) == []
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+@pytest.mark.parametrize("sandbox", ["local", "docker"])
+def test_ctrl_c_during_threaded_valgrind_runs_ends_at_once(make_repo, sandbox, request):
+    """`bench --metric instructions` runs base and head under callgrind in worker threads.
+    Ctrl-C used to wait for both runs to end (20 to 70 s); now the SIGINT handler cancels
+    every run in flight (sandbox.base.CANCEL): the command ends within seconds, says so,
+    and leaves no valgrind process, container or sandbox copy behind."""
+    if sandbox == "docker":
+        request.getfixturevalue("docker_image")
+    loop = "def workload():\n    return sum(i for i in range(20_000_000))\n"
+    name = f"bench_ctrl_c_{os.getpid()}_{sandbox}.py"  # names this test's runs, and only them
+    repo = make_repo({name: loop})
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "optimizer", "bench", str(repo), "-w", name, "--metric",
+         "instructions", "--sandbox", sandbox],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _procs("valgrind", name):
+        assert time.monotonic() < deadline and cli.poll() is None, "valgrind never started"
+        time.sleep(0.2)
+    time.sleep(1)
+    sent = time.monotonic()
+    cli.send_signal(2)
+    _, err = cli.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert cli.returncode == 130, err
+    assert took < 10, f"Ctrl-C took {took:.1f} s"  # was 20-70 s: the worker threads waited
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert _procs("valgrind", name) == []
+    copies = Path(tempfile.gettempdir()).glob("optimizer-sandbox-*/work")
+    assert [c for c in copies if (c / name).exists()] == []
+    if sandbox == "docker":
+        assert containers_left() == []
+
+
+def _procs(*words: str) -> list[str]:
+    """The command lines of the processes that hold every one of ``words``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if all(w in cmd for w in words):
+                found.append(cmd)
+    return found
