@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
@@ -62,6 +62,15 @@ class BenchConfig(BaseModel):
     region: Region = Field(
         "workload", description="workload: time workload() only; total: import + setup too."
     )
+
+    @model_validator(mode="after")
+    def _repeats_fit(self) -> BenchConfig:
+        if self.max_repeats is not None and self.max_repeats < self.repeats:
+            raise UserError(
+                f"--max-repeats {self.max_repeats} is below --repeats {self.repeats}",
+                f"pass --max-repeats {self.repeats} or more, or fewer --repeats",
+            )
+        return self
 
 
 class Side(BaseModel):

@@ -74,9 +74,23 @@ def show(
         f"expert: {task.expert.patch or task.expert.commit or '-'}"
         + (f", published speedup {task.expert.speedup}x" if task.expert.speedup else ""),
         "",
-        escape(task.prompt.strip()),
+        escape(_reflow(task.prompt)),
     ]
     out.print("\n".join(lines))
+
+
+def _reflow(text: str) -> str:
+    """A prompt's paragraphs as single lines, for the terminal to wrap at its own width (its
+    hard line breaks at ~90 columns broke twice on an 80-column screen). Lines that start
+    with a list marker or indentation keep their breaks."""
+    paragraphs = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        if any(ln.startswith(("  ", "\t", "- ", "* ", "```")) for ln in lines):
+            paragraphs.append(block)
+        else:
+            paragraphs.append(" ".join(ln.strip() for ln in lines))
+    return "\n\n".join(paragraphs)
 
 
 def _check_label(check) -> str:

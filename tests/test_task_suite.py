@@ -161,3 +161,26 @@ def test_a_workload_script_must_exist_in_the_task_directory(tmp_path: Path) -> N
     [task] = load_suite(str(folder))
     assert task.workload.script == "workload.py" and task.workload.command is None
     assert ".optimizer/" in task.protected_paths()
+
+
+def test_suite_slash_id_names_one_task_of_any_suite(tmp_path: Path) -> None:
+    (task,) = load_suite("builtin/spans")
+    assert task.id == "spans"
+    with pytest.raises(TaskError, match="no task 'nope'"):
+        load_suite("builtin/nope")
+
+
+def test_tasks_show_reflows_the_prompt_for_the_terminal_width() -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "optimizer", "tasks", "show", "builtin", "softmax-rows"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    prompt = done.stdout.split("\n\n", 1)[1].splitlines()
+    assert all(len(line) <= 80 for line in prompt), prompt
+    # no short orphan lines from re-wrapping ~92-column hard breaks at 80 columns
+    assert all(len(line) > 40 for line in prompt[:-1]), prompt
