@@ -53,6 +53,7 @@ from optimizer.ci_models import (  # noqa: F401 (the records, re-exported)
     summary_line,
 )
 from optimizer.errors import UserError
+from optimizer.vcs import dirty_paths
 from profilers import Workload, install
 from profilers.common import OUT_DIR, last_line
 from sandbox import Limits, Sandbox, Source, open_sandbox
@@ -159,7 +160,11 @@ def _select(benchmarks: list[Benchmark], select: str | None) -> list[Benchmark]:
     try:
         pattern = re.compile(select)
     except re.error as exc:
-        raise UserError(f"--bench {select!r} is not a regex: {exc}", "fix it") from None
+        raise UserError(
+            f"--bench {select!r} is not a regular expression ({exc})",
+            "pass a Python regex, e.g. --bench 'parse|render', or escape the character "
+            "(\\( for a literal parenthesis)",
+        ) from None
     return [b for b in benchmarks if pattern.search(b.name)]
 
 
@@ -215,11 +220,24 @@ def run_ci(
         d = found.discovery
         benchmarks = _select(d.benchmarks, cfg.select)
         if not benchmarks:
+            names = [b.name for b in d.benchmarks]
+            shown = ", ".join(names[:8]) + (
+                f", ... ({len(names)} in all)" if len(names) > 8 else ""
+            )
             raise UserError(
                 f"no benchmarks found at {cfg.head}"
-                + (f" matching {cfg.select!r}" if cfg.select else ""),
-                "check --bench, and `optimizer ci --list` for what was found and skipped",
+                + (f" matching --bench {cfg.select!r}" if cfg.select else ""),
+                (f"pick from: {shown}" if names else "check --bench")
+                + "; `optimizer ci --list` shows what was found and skipped",
             )
+        dirty = dirty_paths(root)
+        if dirty:
+            say(f"{len(dirty)} uncommitted change(s) in {root} (e.g. {dirty[0]}) are not "
+                "measured: ci compares the commits base and head")  # fmt: skip
+        base_sha = sides["base"][0].sha
+        if base_sha == sides["head"][0].sha:
+            say(f"base {base_rev} and head {cfg.head} are the same commit ({base_sha[:12]}): "
+                "it is measured against itself, so nothing should change")  # fmt: skip
         say(f"{len(benchmarks)} benchmarks; base {base_rev}, head {cfg.head}")
         running = {}
         for label, (side, sb) in sides.items():

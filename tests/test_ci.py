@@ -122,11 +122,15 @@ def test_base_vs_base_exits_0_after_one_round_of_counts(slowed_repo: Path, tmp_p
     """With both metrics, counts gate: one callgrind process per side counted every benchmark
     the same to the instruction, which settles it; no wall clock is needed to confirm."""
     out = tmp_path / "aa.json"
+    (slowed_repo / "lib.py").write_text("def parse():\n    return 0\n")  # not committed
     done = run_ci(
         slowed_repo, "--base", "HEAD", "--head", "HEAD", "--sandbox", "local",
         "--budget", "5", "--json", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
+    said = done.stdout + done.stderr
+    assert "are the same commit" in said and "1 uncommitted change(s)" in said, said
+    assert "lib.py" in said and "not measured" in said
     record = json.loads(out.read_text())
     assert {b["verdict"] for b in record["benchmarks"]} == {"unchanged"}
     for b in record["benchmarks"]:
@@ -186,6 +190,17 @@ def test_user_errors_are_one_line_with_exit_3(make_repo, tmp_path: Path) -> None
     assert done.returncode == 3 and "unknown revision" in done.stderr
     done = run_ci(tmp_path / "missing", "--sandbox", "local")
     assert done.returncode == 3 and "no such directory" in done.stderr
+    done = run_ci(repo, "--bench", "(", "--sandbox", "local")
+    assert done.returncode == 3 and "not a regular expression" in done.stderr
+    assert "Fix: fix it" not in done.stderr
+
+
+def test_a_bench_regex_that_matches_nothing_lists_what_there_is(slowed_repo: Path) -> None:
+    done = run_ci(slowed_repo, "--bench", "nothing-like-this", "--sandbox", "local")
+    assert done.returncode == 3, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # after the progress lines
+    assert last.startswith("error: ") and "matching --bench 'nothing-like-this'" in last, last
+    assert "pick from: parse, render, sort" in last
 
 
 def test_default_base_is_the_merge_base_or_the_parent(make_repo) -> None:
