@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from optimizer.console import table_console
+from optimizer.console import step, table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from sandbox import Backend
@@ -130,9 +130,13 @@ def validate(
     for col in (*columns, "status"):
         table.add_column(col, overflow="fold")
     done: list[Validation] = []
-    for task in tasks:
-        with err.status(f"validating {task.id}"):
+    for i, task in enumerate(tasks, 1):
+        with step(err, f"[{i}/{len(tasks)}] validating {task.id} ({task.kind.value})"):
             done.append(validate_task(task, opts))
+        if not err.is_terminal:
+            v = done[-1]
+            err.print(f"  {v.task_id}: {v.status} ({v.elapsed_s:.0f} s)" + (
+                f": {escape(v.reason)}" if v.reason else ""), soft_wrap=True)  # fmt: skip
         table.add_row(*_validation_row(done[-1]))
     table_console().print(table)
     failed = sum(v.status == "failed" for v in done)

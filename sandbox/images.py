@@ -8,6 +8,7 @@ candidate runs never get a network.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -18,6 +19,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
@@ -171,7 +175,8 @@ def build_base(*, suite: str = SUITE, force: bool = False, log=print) -> str:
             f"building the base rootfs with mmdebstrap ({suite}, Python {SUITES[suite]}, "
             f"{len(base_packages(suite))} packages)"
         )
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        with heartbeat(log, "building the rootfs"):
+            done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             lines = (done.stderr or done.stdout).strip().splitlines()
             errors = [ln for ln in lines if ln.startswith("E:") and "failed to run" not in ln]
@@ -188,6 +193,26 @@ def build_base(*, suite: str = SUITE, force: bool = False, log=print) -> str:
         )
     client().images.get(tag).tag(BASE_REPO, "latest" if suite == SUITE else suite)
     return tag
+
+
+@contextlib.contextmanager
+def heartbeat(log, what: str, every: float = 15.0) -> Iterator[None]:
+    """While a long silent step runs, a line every ``every`` seconds (``still building the
+    rootfs (45 s)``): a log that says nothing for minutes looks hung."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            log(f"  still {what} ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=1)
 
 
 class EnvRecipe(BaseModel):
@@ -287,7 +312,8 @@ def build_env(recipe: EnvRecipe, *, base: str | None = None, log=print) -> str:
         container.put_archive("/tmp", _single_file_tar(Path(_CA_IN_CONTAINER).name, ca))
     container.start()
     try:
-        code = container.wait(timeout=3600)["StatusCode"]
+        with heartbeat(log, f"building env layer {tag}"):
+            code = container.wait(timeout=3600)["StatusCode"]
         if code:
             tail = container.logs(tail=5).decode(errors="replace").strip().splitlines()
             raise SandboxError(

@@ -132,3 +132,19 @@ def test_env_layer_is_built_with_pip_and_cached(docker_image, make_repo):
     with open_sandbox(Source(repo=Path(repo)), "docker", image=tag) as sb:
         result = sb.run(["python3", "a.py"])
     assert result.stdout.strip() == "1.16.0", result
+
+
+def test_a_long_silent_build_step_says_it_is_still_going():
+    """`sandbox build` ran mmdebstrap for ~100 s with no line in between (the issue's
+    "three lines in 1.5 minutes"): a heartbeat now says it is still building."""
+    import time
+
+    from sandbox.images import heartbeat
+
+    lines: list[str] = []
+    with heartbeat(lines.append, "building the rootfs", every=0.05):
+        time.sleep(0.4)
+    count = len(lines)
+    time.sleep(0.2)
+    assert count >= 2 and all(ln.startswith("  still building the rootfs (") for ln in lines)
+    assert len(lines) == count  # it stops with the step

@@ -157,6 +157,8 @@ def test_an_expert_commit_alone_with_a_relative_path_and_commit_validates(projec
     done = optimizer("tasks", "validate", str(folder), "--sandbox", "local", "--repeats", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok" in done.stdout and "faster" in done.stdout
+    # piped (a CI log): one plain line per task as it starts and as it ends, never silence
+    assert f"[1/1] validating {task.id}" in done.stderr and f"  {task.id}: ok (" in done.stderr
 
 
 def test_repo_overrides_a_git_url_source_for_validate_and_grade(project, tmp_path):
