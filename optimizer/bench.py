@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from profilers.compare import (
 )
 from profilers.stats import ALPHAS, FLOORS
 from sandbox import Backend, Limits, Source, open_sandbox
+from sandbox.images import EnvRecipe, image_for
 from sandbox.source import resolve
 
 __all__ = ["BenchConfig", "BenchRecord", "MetricChoice", "MetricResult", "Side", "run_bench"]
@@ -59,6 +61,10 @@ class BenchConfig(BaseModel):
     inner: int = Field(1, ge=1, description="Timed workload() calls per process.")
     python: str = "python3"
     hotspots: bool = Field(False, description="Also profile each side once with cProfile.")
+    pip: list[str] = Field(
+        default_factory=list,
+        description="Requirements both sides run with, beside [tool.optimizer.ci] pip.",
+    )
     region: Region = Field(
         "workload", description="workload: time workload() only; total: import + setup too."
     )
@@ -153,6 +159,25 @@ def machine_info(
     }
 
 
+def _environment(root: Path, cfg: BenchConfig, say: Callable[[str], None]) -> str | None:
+    """The image (docker) or virtualenv (local) both sides run in: ``[tool.optimizer.ci]``
+    of the base revision (pip, apt, image), the same settings `optimizer ci` reads, plus
+    ``--pip``."""
+    from optimizer.ci_benchmarks import read_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("pyproject.toml", "optimizer.toml"):
+            shown = subprocess.run(["git", "-C", str(root), "show", f"{cfg.base}:{name}"],
+                                   capture_output=True)  # fmt: skip
+            if shown.returncode == 0:
+                (Path(tmp) / name).write_bytes(shown.stdout)
+        settings = read_settings(Path(tmp))
+    recipe = EnvRecipe(pip=[*settings.pip, *cfg.pip], apt=settings.apt)
+    if recipe.pip or recipe.apt:
+        say(f"environment: pip {recipe.pip or '-'}, apt {recipe.apt or '-'}")
+    return image_for(recipe, cfg.sandbox, settings.image, log=say)
+
+
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:
     """Measure base and candidate, interleaved, and compare every requested metric."""
     say = progress or (lambda _msg: None)
@@ -168,12 +193,13 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
         "head": Source(repo=root, rev=head_rev, patch=cfg.patch),
     }
     limits = Limits(wall_s=cfg.timeout_s)
+    image = _environment(root, cfg, say)
     with contextlib.ExitStack() as stack:
         runners: dict[str, Sampler] = {}
         sides: dict[str, Side] = {}
         for label, src in sources.items():
             say(f"copying {label} ({src.rev}) into a {cfg.sandbox} sandbox")
-            sb = stack.enter_context(open_sandbox(src, cfg.sandbox, limits=limits))
+            sb = stack.enter_context(open_sandbox(src, cfg.sandbox, limits=limits, image=image))
             side = Side(label=label, rev=src.rev, sha=sb.sha, patched=bool(src.patch))
             sides[label] = side
             target = install(sb, workload, file_bytes)

@@ -130,6 +130,11 @@ def register(app: typer.Typer) -> None:
             help="Write each side's cProfile hotspots (text, JSON, speedscope) into this folder.",
         ),
         sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+        pip: list[str] = typer.Option(
+            [],
+            "--pip",
+            help="A requirement both sides need (repeatable), beside [tool.optimizer.ci] pip.",
+        ),
         region: Region = typer.Option(
             "workload",
             "--region",
@@ -168,10 +173,14 @@ def register(app: typer.Typer) -> None:
             floors={"wall": wall_floor, "instructions": instructions_floor},
             hotspots=hotspots is not None,
             region=region,
+            pip=list(pip),
         )
         err = Console(stderr=True, highlight=False)
-        with err.status("benchmarking...") as status:
-            record = run_bench(cfg, progress=lambda msg: status.update(msg))
+        if err.is_terminal:
+            with err.status("benchmarking...") as status:
+                record = run_bench(cfg, progress=lambda msg: status.update(msg))
+        else:  # a CI log: one plain line per step
+            record = run_bench(cfg, progress=lambda msg: err.print(msg, soft_wrap=True))
         out = table_console(110)
         render(record, out)
         if json_path is not None:

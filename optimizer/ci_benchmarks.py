@@ -143,6 +143,12 @@ def discover(tree: Path) -> Discovery:
 # -- configuration --------------------------------------------------------------------------
 
 
+def read_settings(tree: Path) -> CISettings:
+    """Only the ``[tool.optimizer.ci]`` table of ``tree`` (pip, apt, image, build): what
+    `optimizer bench` shares with `optimizer ci`."""
+    return _load_config(tree)[1]
+
+
 def _load_config(tree: Path) -> tuple[str | None, CISettings, list[Benchmark]]:
     if (tree / "optimizer.toml").is_file():
         file, prefix = "optimizer.toml", ""

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from optimizer import __version__
 from optimizer.errors import UserError
@@ -150,7 +151,7 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False, prog_name="optimizer")
     except USER_ERRORS as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(code)
     except usage as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `optimizer sandbox`: the help
@@ -159,14 +160,14 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         helper = f"{ctx.command_path} --help" if ctx is not None else helper
         message = exc.format_message().rstrip(".")
-        err.print(f"[bold red]error:[/] {message}. Fix: see `{helper}`", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(message)}. Fix: see `{helper}`", soft_wrap=True)
         sys.exit(code)
     except abort:
         rc = 130
     except pydantic.ValidationError as exc:
         problem = _bad_value(exc, sys.argv[1:])
         fix = f"pass a value in range; see `{helper}`"
-        err.print(f"[bold red]error:[/] {problem}. Fix: {fix}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(problem)}. Fix: {escape(fix)}", soft_wrap=True)
         sys.exit(code)
     if rc == 130:  # Ctrl-C: typer turns the KeyboardInterrupt into exit 130
         from sandbox.base import CANCEL

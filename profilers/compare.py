@@ -24,6 +24,7 @@ A command workload is timed as a whole process in both regions.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -146,12 +147,18 @@ class Sampler:
         try:
             yield
         except ProfileError as exc:
-            fix = (
-                "give it more time with --timeout, or make the workload smaller"
-                if "timeout" in exc.cause.split(":")[0]
-                else "run the workload by hand on that side and fix it"
-            )
-            raise UserError(f"{self.what} failed on {self.name}: {exc.cause}", fix) from None
+            cause = exc.cause.removeprefix("error: ")
+            missing = re.search(r"No module named '([^'.]+)", cause)
+            if "timeout" in cause.split(":")[0]:
+                fix = "give it more time with --timeout, or make the workload smaller"
+            elif missing:
+                fix = (
+                    f"install {missing[1]} where it runs: `--pip {missing[1]}` (bench), or "
+                    f'pip = ["{missing[1]}"] under [tool.optimizer.ci] in pyproject.toml'
+                )
+            else:
+                fix = "run the workload by hand on that side (its error is above) and fix it"
+            raise UserError(f"{self.what} failed on {self.name}: {cause}", fix) from None
 
     def discover_imports(self) -> list[str]:
         """Top-level modules the workload imports from places the sandbox cannot write."""

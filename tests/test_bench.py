@@ -159,8 +159,10 @@ def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    # piped, bench prints a plain line per step first; the error is one line, the last
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
+    return lines[-1]
 
 
 @pytest.mark.parametrize(
@@ -249,3 +251,22 @@ def test_hotspots_folder_has_text_json_and_speedscope(slower_repo: Path, tmp_pat
         speedscope = json.loads((out / f"{side}.speedscope.json").read_text())
         assert speedscope["$schema"].startswith("https://www.speedscope.app")
     assert "cProfile of workload()" in proc.stdout
+
+
+def test_a_missing_module_names_pip_and_pip_installs_it(tmp_path: Path, docker_image) -> None:
+    """A workload that imports numpy, in Docker (the base image has none): the error says
+    how to install it (`--pip`, or [tool.optimizer.ci] pip, which `optimizer ci` reads too),
+    and with either it runs."""
+    work = "import numpy\n\ndef workload():\n    return int(numpy.arange(5000).sum())\n"
+    repo = make_repo(tmp_path / "repo", {"work.py": work})
+    args = ("bench", str(repo), "-w", "work.py", "--metric", "wall", "--repeats", "2",
+            "--budget", "1", "--sandbox", "docker")  # fmt: skip
+    line = _error_line(cli(*args))
+    assert "No module named 'numpy'" in line and "`--pip numpy`" in line, line
+    assert "[tool.optimizer.ci]" in line  # rich markup did not eat the brackets
+    done = cli(*args, "--pip", "numpy", timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "environment: pip ['numpy']" in done.stderr
+    commit(repo, {"pyproject.toml": '[tool.optimizer.ci]\npip = ["numpy"]\n'})
+    done = cli(*args, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
