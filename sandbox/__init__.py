@@ -29,6 +29,25 @@ __all__ = [
 ]
 
 
+_FELL_BACK: list[bool] = []
+
+
+def _say_fallback_once() -> None:
+    """``--sandbox auto`` without an engine: say so once per process, never silently."""
+    if _FELL_BACK:
+        return
+    _FELL_BACK.append(True)
+    import logging
+    import os
+
+    host = os.environ.get("DOCKER_HOST")
+    logging.getLogger("sandbox").warning(
+        "no Docker engine answers%s: --sandbox auto runs in the local sandbox (process "
+        "isolation only); pass --sandbox docker to require Docker",
+        f" at DOCKER_HOST={host}" if host else "",
+    )
+
+
 def open_sandbox(
     source: Source,
     backend: Backend = "auto",
@@ -46,6 +65,8 @@ def open_sandbox(
 
     if backend == "auto":
         backend = "docker" if engine.available() else "local"
+        if backend == "local":
+            _say_fallback_once()
     if backend == "docker":
         from sandbox.docker_sandbox import DockerSandbox
 

@@ -33,7 +33,10 @@ def client() -> docker.DockerClient:
         c.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).split(":")[0] if str(exc) else type(exc).__name__
-        raise SandboxError(f"no Docker engine answers ({reason})", f"{NO_ENGINE_FIX}") from None
+        host = os.environ.get("DOCKER_HOST")
+        where = f" at DOCKER_HOST={host}" if host else ""
+        fix = f"check or unset DOCKER_HOST ({host}); {NO_ENGINE_FIX}" if host else NO_ENGINE_FIX
+        raise SandboxError(f"no Docker engine answers{where} ({reason})", fix) from None
     return c
 
 

@@ -71,7 +71,14 @@ def test_no_docker_engine_suggests_local(make_repo, tmp_path):
         "sandbox", "run", str(repo), "--sandbox", "docker", "--", "true",
         env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
     )  # fmt: skip
-    assert_one_line_error(done, "no Docker engine", "--sandbox local")
+    assert_one_line_error(done, "no Docker engine", "--sandbox local", "DOCKER_HOST=unix://")
+    auto = optimizer(
+        "sandbox", "run", str(repo), "--sandbox", "auto", "--", "true",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
+    )  # fmt: skip
+    assert auto.returncode == 0, auto.stderr
+    assert "--sandbox auto runs in the local sandbox" in auto.stderr  # said, not silent
+    assert f"DOCKER_HOST=unix://{tmp_path}/no-engine.sock" in auto.stderr
 
 
 def test_doctor_without_engine_names_the_fix(tmp_path):
