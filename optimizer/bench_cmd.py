@@ -28,8 +28,9 @@ def _fmt(value: float, unit: str) -> str:
 def render(record: BenchRecord, console: Console) -> None:
     """Print the comparison table and the machine it ran on."""
     table = Table(title=f"{record.base.name()}  vs  {record.head.name()}", box=box.SIMPLE_HEAD)
-    for col in ("metric", "base", "head", "ratio", "95% CI", "p", "pairs"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
+    cols = ("metric", "base median", "head median", "ratio", "estimator", "95% CI", "p", "pairs")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("metric", "estimator") else "right")
     table.add_column("verdict")
     colors = {"faster": "green", "slower": "red", "same": "cyan", "inconclusive": "yellow"}
     for m in record.metrics:
@@ -38,6 +39,7 @@ def render(record: BenchRecord, console: Console) -> None:
             _fmt(m.base_median, m.unit),
             _fmt(m.head_median, m.unit),
             f"{m.ratio:.4f}",
+            m.estimator,
             f"{m.ci[0]:.4f}-{m.ci[1]:.4f}",
             f"{m.p_value:.2g}",
             str(m.pairs),
@@ -181,7 +183,7 @@ def register(app: typer.Typer) -> None:
                 record = run_bench(cfg, progress=lambda msg: status.update(msg))
         else:  # a CI log: one plain line per step
             record = run_bench(cfg, progress=lambda msg: err.print(msg, soft_wrap=True))
-        out = table_console(110)
+        out = table_console(130)
         render(record, out)
         if json_path is not None:
             write_record(record, json_path)

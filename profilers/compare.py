@@ -65,7 +65,16 @@ class MetricResult(BaseModel):
     unit: str
     region: Region = "workload"
     verdict: str
-    ratio: float = Field(description="Candidate over base (medians); > 1 is slower.")
+    ratio: float = Field(
+        description="Candidate over base; > 1 is slower. See `estimator` for how: with paired "
+        "runs it is not the ratio of the two medians shown beside it."
+    )
+    estimator: str = Field(
+        "of medians",
+        description="How `ratio` was taken: 'exact' (constant counts), 'paired HL' (the "
+        "Hodges-Lehmann estimate of the back-to-back pairs' ratios: wall clock), or "
+        "'of medians' (the ratio of the two medians).",
+    )
     ci: tuple[float, float]
     p_value: float
     p_slower: float
@@ -275,9 +284,16 @@ def samples_result(
         p_faster=cmp.p_faster, p_mwu=cmp.p_mwu, deterministic=cmp.deterministic, floor=floor,
         pairs=min(len(bs), len(hs)), stopped=stopped, base_median=cmp.base_median,
         head_median=cmp.head_median, cv_base=cmp.cv_base, cv_head=cmp.cv_head,
-        base_samples=bs, head_samples=hs, order=order,
+        base_samples=bs, head_samples=hs, order=order, estimator=estimator(cmp),
     )  # fmt: skip
     return MetricResult(**(fields | extra))
+
+
+def estimator(cmp: Comparison) -> str:
+    """What the ratio of a comparison is, in words a table column can carry."""
+    if cmp.deterministic:
+        return "exact"
+    return "paired HL" if cmp.paired else "of medians"
 
 
 def outputs_agree(base: list[dict | None], head: list[dict | None]) -> str | None:

@@ -116,6 +116,8 @@ def test_a_vs_a_is_same(slower_repo: Path) -> None:
     # between the runs of a pair), which is why a verdict also needs p < 0.005 and the floor.
     assert by["wall"].verdict in ("same", "inconclusive")
     assert by["wall"].pairs >= 8 and len(by["wall"].base_samples) == by["wall"].pairs
+    # each ratio says how it was taken: the wall one is not the ratio of the medians shown
+    assert (by["wall"].estimator, by["instructions"].estimator) == ("paired HL", "exact")
 
 
 def test_three_percent_patch_reads_as_three_percent(tmp_path: Path) -> None:
