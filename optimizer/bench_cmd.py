@@ -10,6 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from optimizer import options
 from optimizer.bench import BenchConfig, BenchRecord, MetricChoice, run_bench, write_record
 from optimizer.console import table_console
 from optimizer.errors import UserError
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
             "--hotspots",
             help="Write each side's cProfile hotspots (text, JSON, speedscope) into this folder.",
         ),
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+        sandbox: Backend = options.SANDBOX,
         pip: list[str] = typer.Option(
             [],
             "--pip",

@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from optimizer import options
 from optimizer.ci import EXIT, BenchmarkDone, CIConfig, run_ci
 from optimizer.ci_benchmarks import Discovery, MetricChoice, parse_threshold
 from optimizer.ci_report import write_outputs
@@ -179,7 +180,7 @@ def register(app: typer.Typer, user_errors: tuple[type[Exception], ...]) -> None
         no_confirm: bool = typer.Option(
             False, "--no-confirm", help="Do not re-run flagged regressions to confirm them."
         ),
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="Sandbox backend."),
+        sandbox: Backend = options.SANDBOX,
         pip: list[str] | None = typer.Option(
             None, "--pip", help="A pip requirement for both sides' image (repeatable)."
         ),

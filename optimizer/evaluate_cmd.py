@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from optimizer import options
 from optimizer.evaluate import AGENTS, EvalSpec
 from optimizer.evaluate_driver import EXIT_HARNESS_FAILED, EXIT_INTERRUPTED, RunSettings, evaluate
 from optimizer.evaluate_ui import progress_for
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         metric: MetricChoice | None = typer.Option(
             None, "--metric", "-m", help="wall, instructions or both (default: each task's)."
         ),
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+        sandbox: Backend = options.SANDBOX,
         repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start with."),
         budget: float = typer.Option(
             90.0, "--budget", min=1, help="Seconds per workload and metric."

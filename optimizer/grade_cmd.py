@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from optimizer import options
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from profilers.compare import MetricChoice
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
         patch: Path | None = typer.Option(
             None, "--patch", help="The candidate: a unified diff (`-` reads stdin; none: no-op)."
         ),
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+        sandbox: Backend = options.SANDBOX,
         metric: MetricChoice | None = typer.Option(
             None, "--metric", "-m", help="wall, instructions or both (default: the task's)."
         ),

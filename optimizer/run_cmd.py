@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from agents.config import require_endpoint, resolve_model_config
 from agents.model import OpenAIModel
-from optimizer import optimize
+from optimizer import optimize, options
 from optimizer.errors import UserError
 from optimizer.grade_cmd import TARGET_HELP, read_patch
 from optimizer.optimize import Outcome, RunSpec
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
         metric: MetricChoice | None = typer.Option(
             None, "--metric", "-m", help="wall, instructions or both (default: the task's/wall)."
         ),
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+        sandbox: Backend = options.SANDBOX,
         repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
         budget: float = typer.Option(60.0, "--budget", min=1, help="Seconds per measurement."),
         base: str = typer.Option("HEAD", "--base", help="The revision to optimize."),
@@ -224,7 +224,7 @@ def _started_config(path: Path) -> dict:
 def register_demo(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
-        sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+        sandbox: Backend = options.SANDBOX,
         where: Path | None = typer.Option(None, "--dir", help="Where the temp copy goes."),
     ) -> None:
         """The whole loop on a bundled example, from a recorded model session: no key needed."""

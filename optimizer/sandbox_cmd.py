@@ -10,14 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from optimizer import options
 from optimizer.errors import UserError
 from sandbox import Backend, Limits, Source, Status, open_sandbox
 from sandbox.doctor import checks
 from sandbox.images import SUITE, SUITES, build_base, suite_for
 
 out = Console(highlight=False)
-
-BACKEND_HELP = "Where candidate code runs: docker (isolated), local (a subprocess), or auto."
 
 
 def build(
@@ -59,7 +58,7 @@ def run(
     command: list[str] = typer.Argument(..., help="The command, after --."),
     rev: str = typer.Option("HEAD", "--rev", help="The revision to copy."),
     patch: Path | None = typer.Option(None, "--patch", help="A diff to apply on top."),
-    sandbox: Backend = typer.Option("auto", "--sandbox", help=BACKEND_HELP),
+    sandbox: Backend = options.SANDBOX,
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Wall-clock limit in seconds."),
     memory: int = typer.Option(2048, "--memory", min=16, help="Memory limit in MB."),
 ) -> None:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from optimizer import options
 from optimizer.console import step, table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
@@ -99,7 +100,7 @@ def _check_label(check) -> str:
 
 def validate(
     suite: str = typer.Argument(..., help=SUITE_HELP),
-    sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+    sandbox: Backend = options.SANDBOX,
     only: list[str] = typer.Option([], "--task", help="Validate only these task ids."),
     repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
@@ -207,7 +208,7 @@ def new(
         [], "--env", help="KEY=VALUE for every run (setup.env), e.g. a version the build needs."
     ),
     no_validate: bool = typer.Option(False, "--no-validate", help="Write the task only."),
-    sandbox: Backend = typer.Option("auto", "--sandbox", help="docker, local or auto."),
+    sandbox: Backend = options.SANDBOX,
     repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
 ) -> None:
     """Make a task of a performance commit: REPO at --base, the expert at --expert.
