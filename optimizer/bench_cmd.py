@@ -133,11 +133,7 @@ def register(app: typer.Typer) -> None:
             help="Write each side's cProfile hotspots (text, JSON, speedscope) into this folder.",
         ),
         sandbox: Backend = options.SANDBOX,
-        pip: list[str] = typer.Option(
-            [],
-            "--pip",
-            help="A requirement both sides need (repeatable), beside [tool.optimizer.ci] pip.",
-        ),
+        pip: list[str] = options.PIP,
         region: Region = typer.Option(
             "workload",
             "--region",

@@ -16,3 +16,11 @@ SANDBOX = typer.Option(
     "bubblewrap when installed), or auto (docker when an engine answers, else local, "
     "said on stderr).",
 )
+
+#: Requirements to install where the code runs.
+PIP = typer.Option(
+    [],
+    "--pip",
+    help="A requirement to install where the code runs (repeatable): an env layer on the "
+    "base image in docker, a private virtualenv locally.",
+)

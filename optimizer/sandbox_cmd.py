@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import typer
@@ -14,7 +15,7 @@ from optimizer import options
 from optimizer.errors import UserError
 from sandbox import Backend, Limits, Source, Status, open_sandbox
 from sandbox.doctor import checks
-from sandbox.images import SUITE, SUITES, build_base, suite_for
+from sandbox.images import SUITE, SUITES, EnvRecipe, build_base, image_for, suite_for
 
 out = Console(highlight=False)
 
@@ -61,6 +62,7 @@ def run(
     sandbox: Backend = options.SANDBOX,
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Wall-clock limit in seconds."),
     memory: int = typer.Option(2048, "--memory", min=16, help="Memory limit in MB."),
+    pip: list[str] = options.PIP,
 ) -> None:
     """Run one command in a sandboxed copy of REPO at --rev, and show how it ended."""
     diff = None
@@ -69,7 +71,10 @@ def run(
             raise UserError(f"no such patch file: {patch}", "pass the path of a diff file")
         diff = patch.read_text()
     source = Source(repo=repo, rev=rev, patch=diff)
-    with open_sandbox(source, sandbox, limits=Limits(wall_s=timeout, memory_mb=memory)) as sb:
+    say = Console(stderr=True, highlight=False).print
+    image = image_for(EnvRecipe(pip=list(pip)), sandbox, log=say) if pip else None
+    limits = Limits(wall_s=timeout, memory_mb=memory)
+    with open_sandbox(source, sandbox, limits=limits, image=image) as sb:
         result = sb.run(command if len(command) > 1 else command[0])
     if result.stdout:
         out.out(result.stdout, end="")
@@ -82,6 +87,10 @@ def run(
         + (f" ({result.reason})" if result.reason else ""),
         soft_wrap=True,
     )
+    missing = re.search(r"No module named '?([A-Za-z0-9_]+)", result.stderr or "")
+    if result.status is not Status.OK and missing and missing[1] not in pip:
+        out.print(f"hint: {missing[1]} is not installed in the {sb.backend} sandbox: add "
+                  f"--pip {missing[1]}", soft_wrap=True)  # fmt: skip
     if result.status is not Status.OK:
         raise typer.Exit(1)
 

@@ -155,3 +155,21 @@ def test_a_long_silent_build_step_says_it_is_still_going():
     time.sleep(0.2)
     assert count >= 2 and all(ln.startswith("  still building the rootfs (") for ln in lines)
     assert len(lines) == count  # it stops with the step
+
+
+def test_a_missing_module_hints_at_pip(make_repo):
+    repo = make_repo({"a.py": "import no_such_module_here\n"})
+    done = optimizer("sandbox", "run", str(repo), "--sandbox", "local", "--", "python3", "a.py")
+    assert done.returncode == 1
+    assert "hint: no_such_module_here is not installed" in done.stdout
+    assert "--pip no_such_module_here" in done.stdout
+
+
+def test_the_readme_pytest_example_runs_in_docker_with_pip(make_repo, docker_image):
+    """The README's `sandbox run ... --sandbox docker --pip pytest -- python3 -m pytest -q`:
+    the base image has no pytest, `--pip pytest` builds the env layer that has it."""
+    repo = make_repo({"test_a.py": "def test_one():\n    assert 1 + 1 == 2\n"})
+    done = optimizer("sandbox", "run", str(repo), "--sandbox", "docker", "--pip", "pytest",
+                     "--", "python3", "-m", "pytest", "-q", "-p", "no:cacheprovider")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout and "ok in docker sandbox" in done.stdout
