@@ -178,6 +178,24 @@ def _environment(root: Path, cfg: BenchConfig, say: Callable[[str], None]) -> st
     return image_for(recipe, cfg.sandbox, settings.image, log=say)
 
 
+def _workload_committed(root: Path, label: str, rev: str, path: str, patch: str | None) -> None:
+    """A workload file inside the repository is read from each side's tree: it must be
+    committed there (a patch that adds it counts for head)."""
+    if label == "head" and patch and f"b/{path}" in patch:
+        return
+    there = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{rev}:{path}"],
+                           capture_output=True)  # fmt: skip
+    if there.returncode == 0:
+        return
+    on_disk = (root / path).is_file()
+    raise UserError(
+        f"the workload file {path} does not exist on {label} {rev}"
+        + (" (it is in the working tree, not committed)" if on_disk else ""),
+        f"commit it (git add {path} && git commit), or pass a path outside the repository, "
+        "which is copied to both sides as it is",
+    )
+
+
 def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchRecord:
     """Measure base and candidate, interleaved, and compare every requested metric."""
     say = progress or (lambda _msg: None)
@@ -188,6 +206,9 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
     root, _ = resolve(Source(repo=cfg.repo, rev=cfg.base))
     workload, file_bytes = resolve_workload(root, cfg.workload)
     head_rev = cfg.head or cfg.base
+    if workload.kind == "file" and file_bytes is None:
+        for label, rev in (("base", cfg.base), ("head", head_rev)):
+            _workload_committed(root, label, rev, workload.target, cfg.patch)
     sources = {
         "base": Source(repo=root, rev=cfg.base),
         "head": Source(repo=root, rev=head_rev, patch=cfg.patch),

@@ -272,3 +272,13 @@ def test_a_missing_module_names_pip_and_pip_installs_it(tmp_path: Path, docker_i
     commit(repo, {"pyproject.toml": '[tool.optimizer.ci]\npip = ["numpy"]\n'})
     done = cli(*args, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_workload_file_that_is_not_committed_says_so(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "x"})
+    (repo / "new_work.py").write_text(WORK.format(n=10, scale=1))  # on disk, not committed
+    proc = cli("bench", str(repo), "-w", str(repo / "new_work.py"), "--metric", "wall",
+               "--repeats", "2", "--sandbox", "local")  # fmt: skip
+    line = _error_line(proc)
+    assert "new_work.py does not exist on base HEAD" in line and "not committed" in line, line
+    assert "git add new_work.py" in line and line.count("error:") == 1
