@@ -75,6 +75,24 @@ export_cmd.register(app)
 ci_cmd.register(app, USER_ERRORS)
 
 
+def _no_bool_metavars(typer_app: typer.Typer) -> None:
+    """Flags show no ``<bool>`` in the help: a flag takes no value (typer prints one)."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    for command in typer_app.registered_commands:
+        for param in inspect.signature(command.callback).parameters.values():
+            info = param.default
+            if isinstance(info, OptionInfo) and param.annotation in (bool, "bool"):
+                info.metavar = info.metavar if info.metavar is not None else ""
+    for group in typer_app.registered_groups:
+        _no_bool_metavars(group.typer_instance)
+
+
+_no_bool_metavars(app)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C (SIGINT) or SIGTERM: every sandboxed run in flight, in any thread, is killed
     now (sandbox.base.CANCEL), and KeyboardInterrupt unwinds the main thread, whose

@@ -21,6 +21,7 @@ SANDBOX = typer.Option(
 PIP = typer.Option(
     [],
     "--pip",
+    metavar="REQ",
     help="A requirement to install where the code runs (repeatable): an env layer on the "
     "base image in docker, a private virtualenv locally.",
 )
