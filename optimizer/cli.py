@@ -93,6 +93,22 @@ def _no_bool_metavars(typer_app: typer.Typer) -> None:
 _no_bool_metavars(app)
 
 
+def _epilogs(typer_app: typer.Typer, group: str = "") -> None:
+    """An example and the exit codes under each command's help (optimizer/options.py)."""
+    from optimizer.options import EPILOGS
+
+    for command in typer_app.registered_commands:
+        name = command.name or command.callback.__name__.replace("_", "-")
+        text = EPILOGS.get(f"{group} {name}".strip()) or EPILOGS.get(name)
+        if text and not command.epilog:
+            command.epilog = text
+    for sub in typer_app.registered_groups:
+        _epilogs(sub.typer_instance, sub.name or "")
+
+
+_epilogs(app)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C (SIGINT) or SIGTERM: every sandboxed run in flight, in any thread, is killed
     now (sandbox.base.CANCEL), and KeyboardInterrupt unwinds the main thread, whose
