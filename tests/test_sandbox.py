@@ -24,22 +24,41 @@ def py(code: str) -> list[str]:
     return ["python3", "-c", code]
 
 
+def _ours_or_leaked(items: list, key: str = "optimizer.sandbox.owner") -> list:
+    """Items this test process owns, or whose owner has ended (left behind): not those of a
+    live other process, such as a second test run on the same engine."""
+    import socket
+
+    from sandbox.docker_sandbox import _dead
+    from sandbox.engine import OWNER
+
+    host = socket.gethostname()
+
+    def owner(item) -> str:
+        labels = getattr(item, "labels", None) or (item.attrs.get("Labels") or {})
+        return labels.get(key, "")
+
+    return [i for i in items if owner(i) == OWNER or _dead(owner(i), host) or not owner(i)]
+
+
 def containers_left() -> list:
     import docker
 
-    return docker.from_env().containers.list(all=True, filters={"label": "optimizer.sandbox"})
+    found = docker.from_env().containers.list(all=True, filters={"label": "optimizer.sandbox"})
+    return _ours_or_leaked(found)
 
 
 def volumes_left() -> list:
     import docker
 
-    return docker.from_env().volumes.list(filters={"label": "optimizer.sandbox"})
+    return _ours_or_leaked(docker.from_env().volumes.list(filters={"label": "optimizer.sandbox"}))
 
 
 def images_left() -> list:
     import docker
 
-    return docker.from_env().images.list(all=True, filters={"label": "optimizer.sandbox.owner"})
+    found = docker.from_env().images.list(all=True, filters={"label": "optimizer.sandbox.owner"})
+    return _ours_or_leaked(found)
 
 
 def assert_cleaned(sb) -> None:
