@@ -95,7 +95,8 @@ def markdown(record: CIRecord) -> str:
             if res.hotspots:
                 lines += ["", "Where the time grew (cProfile, own time per function):", ""]
                 lines += [
-                    "| Function | Before | After | Share before | Share after | Growth |",
+                    "| Function | Before | After | Share before | Share after "
+                    "| Added, as a share of base's total |",
                     "|:--|--:|--:|--:|--:|--:|",
                 ]
                 lines += [
