@@ -61,9 +61,16 @@ def load_suite(
     if not path.exists():
         suite, sep, task_id = str(spec).rstrip("/").rpartition("/")
         if sep and suite and task_id and (suite == BUILTIN or Path(suite).expanduser().exists()):
-            # SUITE/ID: one task of a suite (builtin/spans, data.jsonl/ID, folder/ID)
-            whole = load_suite(suite, cases_dir=cases_dir, cache_dir=cache_dir)
-            return [find_task(whole, task_id)]
+            # SUITE/ID: one task of a suite (builtin/spans, data.jsonl/ID, folder/ID); a
+            # parent that is no suite leaves the path itself missing
+            try:
+                whole = load_suite(suite, cases_dir=cases_dir, cache_dir=cache_dir)
+            except TaskError as exc:
+                if "holds no" not in exc.problem and "not a task file" not in exc.problem:
+                    raise  # a suite with a broken task: that is the error to show
+                whole = None
+            if whole:
+                return [find_task(whole, task_id)]
         raise TaskError(f"suite {str(spec)!r}: no such file or directory", f"{_SPEC_HELP}")
     if path.is_file():
         if path.name == TASK_FILE or path.suffix == ".toml":
