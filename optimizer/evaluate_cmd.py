@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             ..., "--suite", "-s", help="builtin, a task or suite folder, or a dataset file."
         ),
         agent: str = typer.Option(..., "--agent", "-a", help=f"One of: {', '.join(AGENTS)}."),
-        k: int = typer.Option(1, "-k", "--k", min=1, help="Samples per task."),
+        k: int = typer.Option(1, "-k", "--k", help="Samples per task."),
         model: str | None = typer.Option(None, "--model", help="llm: the model name."),
         base_url: str | None = typer.Option(None, "--base-url", help="llm: the endpoint."),
         api_key: str | None = typer.Option(None, "--api-key", help="llm: else $OPENAI_API_KEY."),
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             None, "--predictions", help="predictions: a SWE-bench-style predictions JSONL."
         ),
         out_dir: Path = typer.Option(Path("evaluation"), "--out", "-o", help="Results folder."),
-        workers: int = typer.Option(1, "--workers", "-j", min=1, help="Samples graded at once."),
+        workers: int = typer.Option(1, "--workers", "-j", help="Samples graded at once."),
         executor: str = typer.Option("local", "--executor", help="local or ray."),
         ray_address: str | None = typer.Option(
             None, "--ray-address", help="ray: an existing cluster (default: a local instance)."
@@ -58,24 +58,14 @@ def register(app: typer.Typer) -> None:
             None, "--metric", "-m", help="wall, instructions or both (default: each task's)."
         ),
         sandbox: Backend = options.SANDBOX,
-        repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start with."),
-        budget: float = typer.Option(
-            90.0, "--budget", min=1, help="Seconds per workload and metric."
-        ),
-        max_steps: int = typer.Option(
-            0, "--max-steps", min=0, help="llm: model steps a sample; 0 none."
-        ),
-        max_cost: float = typer.Option(
-            0.0, "--max-cost", min=0, help="llm: USD a sample; 0: none."
-        ),
-        max_wall: float = typer.Option(
-            0.0, "--max-wall", min=0, help="llm: seconds a sample; 0: none."
-        ),
-        candidates: int = typer.Option(
-            1, "--candidates", "-n", min=1, help="llm: candidates a sample."
-        ),
-        agent_steps: int = typer.Option(30, "--agent-steps", min=1, help="llm: steps a candidate."),
-        retries: int | None = typer.Option(None, "--retries", min=0, help="llm: model retries."),
+        repeats: int = typer.Option(10, "--repeats", help="Wall-clock pairs to start with."),
+        budget: float = typer.Option(90.0, "--budget", help="Seconds per workload and metric."),
+        max_steps: int = typer.Option(0, "--max-steps", help="llm: model steps a sample; 0 none."),
+        max_cost: float = typer.Option(0.0, "--max-cost", help="llm: USD a sample; 0: none."),
+        max_wall: float = typer.Option(0.0, "--max-wall", help="llm: seconds a sample; 0: none."),
+        candidates: int = typer.Option(1, "--candidates", "-n", help="llm: candidates a sample."),
+        agent_steps: int = typer.Option(30, "--agent-steps", help="llm: steps a candidate."),
+        retries: int | None = typer.Option(None, "--retries", help="llm: model retries."),
     ) -> None:
         """Run an agent on every task of a suite (k samples each), grade, score, report.
 
