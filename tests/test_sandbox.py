@@ -48,6 +48,14 @@ def containers_left() -> list:
     return _ours_or_leaked(found)
 
 
+def _running_sandboxes() -> list:
+    """Running sandbox containers, whoever owns them (here: a CLI subprocess, alive)."""
+    import docker
+
+    found = docker.from_env().containers.list(filters={"label": "optimizer.sandbox"})
+    return [c for c in found if c.status == "running"]
+
+
 def volumes_left() -> list:
     import docker
 
@@ -265,7 +273,7 @@ def test_ctrl_c_leaves_no_container(make_repo, docker_image):
         preexec_fn=sigint_default,
     )
     deadline = time.monotonic() + 60
-    while not [c for c in containers_left() if c.status == "running"]:
+    while not _running_sandboxes():
         assert time.monotonic() < deadline, "the sandbox never started"
         time.sleep(0.2)
     cli.send_signal(2)  # SIGINT, as Ctrl-C sends
