@@ -182,8 +182,7 @@ def grade_kernel(
             return
         inputs = {f"{DIR}/inputs.pt": ref[f"{OUT}/inputs.pt"]}
         say(
-            f"reference: {spec.trials} trials x "
-            f"{len({json.dumps(c['shape'], sort_keys=True) for c in job['cases']})} shapes x "
+            f"reference: {spec.trials} trials x {_shape_count(job)} shapes x "
             f"{len(spec.distributions)} distributions on {info['device']}"
         )
         got = _run(cand, "candidate", job, inputs, env)
@@ -358,16 +357,19 @@ def _calls_problem(spec: KernelSpec, job: dict, report: dict) -> str:
     return ""
 
 
+def _shape_count(job: dict) -> int:
+    """The distinct shapes the checked (not timed) cases cover, after any were skipped."""
+    checked = {json.dumps(c["shape"], sort_keys=True) for c in job["cases"] if not c.get("timed")}
+    return len(checked) or 1
+
+
 def _report(spec: KernelSpec, job: dict, info: dict, verdict: dict, report: dict) -> KernelReport:
     calls = report.get("cases", [])
     return KernelReport(
         device=info["device"],
         interpreted=job["device"] != "cuda",
         cases=int(verdict.get("compared", 0)),
-        shapes=len(
-            {json.dumps(c["shape"], sort_keys=True) for c in job["cases"] if not c.get("timed")}
-        )
-        or 1,
+        shapes=_shape_count(job),
         trials=spec.trials,
         distributions=list(spec.distributions),
         atol=job["atol"],

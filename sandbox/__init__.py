@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 from sandbox.base import Sandbox, SealedError
@@ -29,14 +30,9 @@ __all__ = [
 ]
 
 
-_FELL_BACK: list[bool] = []
-
-
+@functools.cache
 def _say_fallback_once() -> None:
     """``--sandbox auto`` without an engine: say so once per process, never silently."""
-    if _FELL_BACK:
-        return
-    _FELL_BACK.append(True)
     import logging
     import os
 
