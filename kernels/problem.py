@@ -11,10 +11,10 @@ the judge checks small shapes (see :func:`tasks.importers.kernelbench.kernel_fie
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from sandbox.errors import UserError
+from sandbox.source import file_at
 from tasks.importers.kernelbench import check_problem, kernel_fields
 from tasks.model import Kind, Task
 from tasks.source import repo_root, resolve_commit
@@ -32,8 +32,7 @@ def kernel_task(problem: Path, base: str = "HEAD") -> Task:
     rel = path.relative_to(root).as_posix()
     if sha is None:
         raise UserError(f"{base!r} is not a commit in {root}", "commit the problem file first")
-    if subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{sha}:{rel}"],
-                      capture_output=True).returncode:  # fmt: skip
+    if file_at(root, sha, rel) is None:
         raise UserError(
             f"{rel} is not committed at {base} in {root}", f"git add {rel} && git commit"
         )

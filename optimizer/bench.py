@@ -38,7 +38,7 @@ from profilers.compare import (
 from profilers.stats import ALPHAS, FLOORS
 from sandbox import Backend, Limits, Source, open_sandbox
 from sandbox.images import EnvRecipe, image_for
-from sandbox.source import resolve
+from sandbox.source import file_at, resolve
 
 __all__ = ["BenchConfig", "BenchRecord", "MetricChoice", "MetricResult", "Side", "run_bench"]
 
@@ -167,10 +167,8 @@ def _environment(root: Path, cfg: BenchConfig, say: Callable[[str], None]) -> st
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("pyproject.toml", "optimizer.toml"):
-            shown = subprocess.run(["git", "-C", str(root), "show", f"{cfg.base}:{name}"],
-                                   capture_output=True)  # fmt: skip
-            if shown.returncode == 0:
-                (Path(tmp) / name).write_bytes(shown.stdout)
+            if (data := file_at(root, cfg.base, name)) is not None:
+                (Path(tmp) / name).write_bytes(data)
         settings = read_settings(Path(tmp))
     recipe = EnvRecipe(pip=[*settings.pip, *cfg.pip], apt=settings.apt)
     if recipe.pip or recipe.apt:
@@ -183,9 +181,7 @@ def _workload_committed(root: Path, label: str, rev: str, path: str, patch: str 
     committed there (a patch that adds it counts for head)."""
     if label == "head" and patch and f"b/{path}" in patch:
         return
-    there = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{rev}:{path}"],
-                           capture_output=True)  # fmt: skip
-    if there.returncode == 0:
+    if file_at(root, rev, path) is not None:
         return
     on_disk = (root / path).is_file()
     raise UserError(

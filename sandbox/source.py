@@ -40,6 +40,12 @@ def resolve(source: Source) -> tuple[Path, str]:
     return Path(repo.working_tree_dir or path), sha
 
 
+def file_at(repo: Path, rev: str, path: str) -> bytes | None:
+    """The bytes of ``path`` at ``rev`` in ``repo``, or None where that revision lacks it."""
+    done = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True)
+    return done.stdout if done.returncode == 0 else None
+
+
 def materialize(source: Source, dest: Path) -> str:
     """Write the tree of ``source`` into the empty directory ``dest``; return the commit sha."""
     root, sha = resolve(source)
