@@ -25,7 +25,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
-from profilers import COPIED_WORKLOAD, HotspotReport, Workload, install, profile_hotspots
+from profilers import (
+    COPIED_WORKLOAD,
+    HotspotReport,
+    Protocol,
+    Workload,
+    install,
+    profile_hotspots,
+)
 from profilers.compare import (
     INSTRUCTION_PAIRS,
     Metric,
@@ -35,6 +42,7 @@ from profilers.compare import (
     Sampler,
     compare_metric,
 )
+from profilers.models import ProtocolName
 from profilers.stats import ALPHAS, FLOORS
 from sandbox import Backend, Limits, Source, open_sandbox
 from sandbox.images import EnvRecipe, image_for
@@ -68,6 +76,14 @@ class BenchConfig(BaseModel):
     region: Region = Field(
         "workload", description="workload: time workload() only; total: import + setup too."
     )
+    protocol: ProtocolName = Field(
+        "cold",
+        description="cold: `inner` calls per process; warm: setup() before each call, "
+        "2 warm-up calls, the median of `inner` (10 when 1) timed calls.",
+    )
+
+    def timing(self) -> Protocol:
+        return Protocol(name=self.protocol, calls=self.inner if self.inner > 1 else 10)
 
     @model_validator(mode="after")
     def _repeats_fit(self) -> BenchConfig:
@@ -91,10 +107,11 @@ class Side(BaseModel):
 
 
 class BenchRecord(BaseModel):
-    version: int = 2
+    version: int = 3
     repo: str
     workload: str
     workload_kind: Literal["file", "command"]
+    protocol: str = Field("cold", description="How each process was timed, in words.")
     base: Side
     head: Side
     backend: str
@@ -223,7 +240,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             sb.seal()  # every run from here on starts from this tree
             runners[label] = Sampler(
                 side.name(), sb, target, timeout_s=cfg.timeout_s, inner=cfg.inner,
-                python=cfg.python, region=cfg.region,
+                python=cfg.python, region=cfg.region, protocol=cfg.timing(),
             )  # fmt: skip
         base, head = runners["base"], runners["head"]
         backend = base.sb.backend
@@ -264,6 +281,7 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str], None] | None = None) -
             repo=str(root),
             workload=workload.target if file_bytes is None else cfg.workload,
             workload_kind=workload.kind,
+            protocol=base.protocol.label(),
             base=sides["base"],
             head=sides["head"],
             backend=backend,

@@ -16,6 +16,7 @@ from optimizer.console import table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from profilers.compare import Region
+from profilers.models import ProtocolName
 from profilers.stats import FLOORS
 from sandbox import Backend
 
@@ -28,7 +29,8 @@ def _fmt(value: float, unit: str) -> str:
 
 def render(record: BenchRecord, console: Console) -> None:
     """Print the comparison table and the machine it ran on."""
-    table = Table(title=f"{record.base.name()}  vs  {record.head.name()}", box=box.SIMPLE_HEAD)
+    title = f"{record.base.name()}  vs  {record.head.name()}  ({record.protocol})"
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     cols = ("metric", "base median", "head median", "ratio", "estimator", "95% CI", "p", "pairs")
     for col in cols:
         table.add_column(col, justify="left" if col in ("metric", "estimator") else "right")
@@ -47,6 +49,16 @@ def render(record: BenchRecord, console: Console) -> None:
             f"[{colors[m.verdict]}]{m.verdict}[/]",
         )
     console.print(table)
+    for m in record.metrics:
+        if m.caching:
+            console.print(f"[yellow]{m.metric} not credited warm:[/] {m.caching}")
+        elif m.cold:
+            console.print(
+                f"{m.metric} read cold in the same processes (import + setup + first call): "
+                f"ratio {m.cold.ratio:.4f} ({m.cold.ci[0]:.4f}-{m.cold.ci[1]:.4f}) "
+                f"{m.cold.verdict}",
+                highlight=False,
+            )
     env = record.environment
     console.print(
         f"workload: {record.workload} ({record.workload_kind}); backend: {record.backend}; "
@@ -134,6 +146,7 @@ def register(app: typer.Typer) -> None:
         ),
         sandbox: Backend = options.SANDBOX,
         pip: list[str] = options.PIP,
+        protocol: ProtocolName | None = options.PROTOCOL,
         region: Region = typer.Option(
             "workload",
             "--region",
@@ -173,6 +186,7 @@ def register(app: typer.Typer) -> None:
             hotspots=hotspots is not None,
             region=region,
             pip=list(pip),
+            protocol=protocol or "cold",
         )
         err = Console(stderr=True, highlight=False)
         if err.is_terminal:

@@ -27,6 +27,7 @@ from optimizer.evaluate_records import LevelSpeed, Reference, SampleRecord, Work
 from optimizer.results import PerTestTiming, RefTimes, SampleResult
 from optimizer.scoring import dps, dps_clusters
 from profilers.compare import MetricChoice
+from profilers.models import ProtocolName
 from sandbox import Backend
 from sandbox.errors import UserError
 from tasks.grade import Candidate, Grade, GradeOptions, GradeStatus, Measurement, grade
@@ -50,6 +51,7 @@ class EvalSpec(BaseModel):
     retries: int | None = Field(None, ge=0, description="llm: model retries (None: config's).")
     predictions: str | None = None
     metric: MetricChoice | None = None
+    protocol: ProtocolName | None = Field(None, description="None: each task's own.")
     sandbox: Backend = "docker"
     repeats: int = Field(10, ge=2)
     budget_s: float = Field(90.0, gt=0)
@@ -142,7 +144,8 @@ def execute_job(
 
 def options(spec: EvalSpec, cpuset: str | None, measure: bool = True) -> GradeOptions:
     return GradeOptions(backend=spec.sandbox, metric=spec.metric, repeats=spec.repeats,
-                        budget_s=spec.budget_s, cpuset=cpuset, measure=measure)  # fmt: skip
+                        budget_s=spec.budget_s, cpuset=cpuset, measure=measure,
+                        protocol=spec.protocol)  # fmt: skip
 
 
 def measure_reference(spec: EvalSpec, task: Task, cpuset: str | None) -> tuple[Reference, str]:
@@ -164,7 +167,8 @@ def measure_reference(spec: EvalSpec, task: Task, cpuset: str | None) -> tuple[R
     timing = g.kernel.timing if g.kernel else None
     untimed = g.kernel.timing_note.split(":")[0] if g.kernel and g.kernel.timing_note else ""
     ref = Reference(
-        task_id=task.id, metric=m.metric if m else metric, status=g.status.value,
+        task_id=task.id, metric=m.metric if m else metric, protocol=m and m.protocol,
+        status=g.status.value,
         reason=g.reason or untimed, speedup=m.speedup if m else None, ci=_ci(m),
         verdict=m and m.verdict, workloads=_workloads(m), levels=levels if g.correct else [],
         kernel_time_s=timing.kernel_ms / 1e3 if timing else None,
@@ -249,9 +253,11 @@ def _outcome(
     if empty:  # the base itself: exactly as fast as the base, nothing to measure
         metric = spec.metric or task.workload.metric
         out.update(speedup=1.0, speedup_ci=(1.0, 1.0), verdict="same",
-                   metric="instructions" if metric == "both" else metric)  # fmt: skip
+                   metric="instructions" if metric == "both" else metric,
+                   protocol=task.workload.timing(spec.protocol).name)  # fmt: skip
     elif m is not None:
-        out.update(speedup=m.speedup, speedup_ci=_ci(m), verdict=m.verdict, metric=m.metric)
+        out.update(speedup=m.speedup, speedup_ci=_ci(m), verdict=m.verdict, metric=m.metric,
+                   protocol=m.protocol)  # fmt: skip
         if m.base_median_s > 0 and m.candidate_median_s > 0:
             out.update(base_time_s=m.base_median_s, candidate_time_s=m.candidate_median_s)
         per_test = _per_test(_workloads(m), ref)

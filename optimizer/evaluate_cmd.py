@@ -17,6 +17,7 @@ from optimizer.evaluate import AGENTS, EvalSpec
 from optimizer.evaluate_driver import EXIT_HARNESS_FAILED, EXIT_INTERRUPTED, RunSettings, evaluate
 from optimizer.evaluate_ui import progress_for
 from profilers.compare import MetricChoice
+from profilers.models import ProtocolName
 from sandbox import Backend
 from sandbox.errors import UserError
 
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
             ..., "--suite", "-s", help="builtin, a task or suite folder, or a dataset file."
         ),
         agent: str = typer.Option(..., "--agent", "-a", help=f"One of: {', '.join(AGENTS)}."),
-        k: int = typer.Option(1, "-k", "--k", help="Samples per task."),
+        k: int = typer.Option(1, "-k", "--samples", help="Samples per task (k)."),
         model: str | None = typer.Option(None, "--model", help="llm: the model name."),
         base_url: str | None = typer.Option(None, "--base-url", help="llm: the endpoint."),
         api_key: str | None = typer.Option(None, "--api-key", help="llm: else $OPENAI_API_KEY."),
@@ -58,6 +59,7 @@ def register(app: typer.Typer) -> None:
             None, "--metric", "-m", help="wall, instructions or both (default: each task's)."
         ),
         sandbox: Backend = options.SANDBOX,
+        protocol: ProtocolName | None = options.PROTOCOL,
         repeats: int = typer.Option(10, "--repeats", help="Wall-clock pairs to start with."),
         budget: float = typer.Option(90.0, "--budget", help="Seconds per workload and metric."),
         max_steps: int = typer.Option(0, "--max-steps", help="llm: model steps a sample; 0 none."),
@@ -84,7 +86,8 @@ def register(app: typer.Typer) -> None:
             suite=suite, agent=agent, k=k, model=model, base_url=base_url, api_key=api_key,
             predictions=str(predictions.expanduser().resolve()) if predictions else None,
             metric=metric, sandbox=_backend(sandbox), repeats=repeats, budget_s=budget,
-            out=str(out_dir.expanduser().resolve()), max_steps=max_steps, max_cost=max_cost,
+            protocol=protocol, out=str(out_dir.expanduser().resolve()), max_steps=max_steps,
+            max_cost=max_cost,
             max_wall=max_wall, candidates=candidates, agent_steps=agent_steps, retries=retries,
         )  # fmt: skip
         run = RunSettings(workers, executor, ray_address, retry_failed, sys.argv[1:])

@@ -86,7 +86,8 @@ def evaluate(spec: EvalSpec, run: RunSettings, ui: Progress) -> EvalOutcome:
     out.record_invocation(
         Invocation(
             suite=spec.suite, agent=spec.agent, model=proposer.model,
-            predictions=spec.predictions, k=spec.k, metric=spec.metric, sandbox=spec.sandbox,
+            predictions=spec.predictions, k=spec.k, metric=spec.metric, protocol=spec.protocol,
+            sandbox=spec.sandbox,
             executor=run.executor, workers=workers, argv=run.argv,
         )
     )  # fmt: skip

@@ -88,6 +88,7 @@ class Reference(_Record):
     type: Literal["reference"] = "reference"
     task_id: str
     metric: str
+    protocol: str | None = Field(None, description="How the expert was timed: cold or warm.")
     status: str = Field(description="The expert's grade status ('none': the task has no expert).")
     reason: str = ""
     speedup: Positive | None = None
@@ -141,6 +142,7 @@ class Invocation(BaseModel):
     predictions: str | None = None
     k: int
     metric: str | None = None
+    protocol: str | None = None
     sandbox: str = "auto"
     executor: str = "local"
     workers: int = 1
@@ -196,7 +198,7 @@ class EvalDir:
         """Refuse settings that would mix incomparable numbers; then append ``inv``."""
         earlier = self.invocations()
         for old in earlier:
-            for field in ("suite", "metric", "sandbox"):
+            for field in ("suite", "metric", "protocol", "sandbox"):
                 if getattr(old, field) != getattr(inv, field):
                     raise UserError(
                         f"{self.path} holds an evaluation with --{field} "

@@ -262,7 +262,8 @@ def markdown(summary: EvalSummary) -> str:
     s = summary
     lines = [f"# {_title(s)}", ""]
     if s.metrics:
-        lines += [f"Speedups measured on: {', '.join(s.metrics)}.", ""]
+        how = f", timed {' and '.join(s.protocols)}" if s.protocols else ""
+        lines += [f"Speedups measured on: {', '.join(s.metrics)}{how}.", ""]
     lines += ["## Groups", ""]
     lines += (
         _md_table(GROUP_COLUMNS, [group_cells(g) for g in s.groups])
@@ -574,7 +575,8 @@ def html(summary: EvalSummary) -> str:
     s = summary
     body = [f"<h1>{esc(_title(s))}</h1>"]
     if s.metrics:
-        body.append(f'<p class="lead">Speedups measured on: {esc(", ".join(s.metrics))}.</p>')
+        how = f", timed {' and '.join(s.protocols)}" if s.protocols else ""
+        body.append(f'<p class="lead">Speedups measured on: {esc(", ".join(s.metrics) + how)}.</p>')
     body += ["<h2>Groups</h2>", _html_table(GROUP_COLUMNS, [group_cells(g) for g in s.groups])]
     head, rows = _score_table(s)
     body += ["<h2>Scores</h2>", f'<p class="lead">{esc(_dispersion_line(s))}</p>']

@@ -194,6 +194,9 @@ class EvalSummary(_Model):
     v: int = 1
     dispersion: Dispersion = Field(default_factory=Dispersion)
     metrics: list[str] = Field(description="The metrics that decided the experts' speedups.")
+    protocols: list[str] = Field(
+        default_factory=list, description="How the experts' speedups were timed: cold, warm."
+    )
     groups: list[GroupSummary]
     tasks: list[TaskRow]
     sr_excluded: list[ExcludedTask] = Field(description="Tasks left out of SR, and why.")
@@ -583,6 +586,7 @@ def summarize(records: Sequence[SampleRecord], references: Mapping[str, Referenc
     ]
     return EvalSummary(
         metrics=sorted({r.metric for r in references.values() if r.usable}),
+        protocols=sorted({r.protocol for r in references.values() if r.usable and r.protocol}),
         groups=summaries,
         tasks=[_task_row(t, references.get(t), groups) for t in task_ids],
         sr_excluded=excluded,

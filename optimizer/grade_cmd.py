@@ -18,6 +18,7 @@ from optimizer import options
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from profilers.compare import MetricChoice
+from profilers.models import ProtocolName
 from sandbox import Backend
 from tasks.grade import Candidate, Grade, GradeOptions, grade
 from tasks.model import Task
@@ -85,12 +86,16 @@ def render(g: Grade) -> None:
                     f"{escape(tag)} {r.metric}: {r.speedup:.3f}x "
                     f"[{1 / r.ci[1]:.3f}, {1 / r.ci[0]:.3f}], {r.pairs} pairs, {r.verdict}"
                     + (" (deterministic)" if r.deterministic else "")
+                    + (f"; cold {r.cold.speedup:.3f}x" if r.cold and not r.caching else "")
                 )
+                if r.caching:
+                    out.print(f"[yellow]not credited warm:[/] {escape(r.caching)}")
+        out.print(f"protocol: {escape(m.protocol_label)}")
         out.print(f"timed region: {escape(m.rule)}")
         color = {"faster": "green", "slower": "red", "same": "cyan"}.get(m.verdict, "yellow")
         out.print(
             f"speedup: [bold]{m.speedup:.3f}x[/] (95% CI {m.ci[0]:.3f}-{m.ci[1]:.3f}, "
-            f"{m.metric}) [{color}]{m.verdict}[/]"
+            f"{m.metric}, {m.protocol}) [{color}]{m.verdict}[/]"
         )
     color = "green" if g.correct else "red"
     out.print(
@@ -114,6 +119,7 @@ def register(app: typer.Typer) -> None:
         metric: MetricChoice | None = typer.Option(
             None, "--metric", "-m", help="wall, instructions or both (default: the task's)."
         ),
+        protocol: ProtocolName | None = options.PROTOCOL,
         repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
         budget: float = typer.Option(
             90.0, "--budget", min=1, help="Seconds per workload and metric for more pairs."
@@ -149,7 +155,7 @@ def register(app: typer.Typer) -> None:
             candidate = Candidate(patch=read_patch(patch), agent="manual")
         opts = GradeOptions(
             backend=sandbox, metric=metric, repeats=repeats, budget_s=budget,
-            measure=not no_measure,
+            measure=not no_measure, protocol=protocol,
         )  # fmt: skip
         what = "the expert" if expert else f"patch {patch}" if candidate.patch else ""
         what = what or "a no-op candidate"

@@ -175,8 +175,9 @@ def execute(spec: RunSpec, task: Task, model: Model | None, run: rd.RunDir, ui: 
         search.replay_calls = _replayed(Path(spec.replay))
     src = search.base_source
     metric = spec.settings.metric or task.workload.metric
+    protocol = task.workload.timing(spec.settings.protocol).label()
     ui.say(f"optimizing {task.id} at {_sha(src.repo, src.rev)[:12]}: metric {metric}, "
-           f"sandbox {spec.settings.backend}, run {run.run_id}")  # fmt: skip
+           f"protocol {protocol}, sandbox {spec.settings.backend}, run {run.run_id}")  # fmt: skip
     try:
         cands = search.manual(spec.candidate) if spec.candidate is not None else search.run()
         best = win.choose(cands, search.accepted)

@@ -26,6 +26,16 @@ PIP = typer.Option(
     "base image in docker, a private virtualenv locally.",
 )
 
+#: How each fresh process times the workload (None: the task's `workload.protocol`).
+PROTOCOL = typer.Option(
+    None,
+    "--protocol",
+    help="cold: one call per fresh process, one-time costs included; warm: setup(), "
+    "warm-up calls, then the median of N timed calls in each fresh process (steady state; "
+    "caches across calls are not credited). Default: the task's (imported SWE-fficiency and "
+    "GSO tasks: warm; PIE and the rest: cold).",
+)
+
 #: Each command's help ends with an example and its exit codes (the README's, in short).
 EPILOGS = {
     "run": "Example: optimizer run ~/src/mylib --workload bench.py --tests 'pytest -q'. "

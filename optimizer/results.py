@@ -96,6 +96,9 @@ class SampleResult(_Strict):
         default=None, description="The judge's verdict: faster, slower, same or inconclusive."
     )
     metric: str | None = Field(default=None, description="The metric that decided the speedup.")
+    protocol: str | None = Field(
+        default=None, description="How each process was timed: cold or warm (see the README)."
+    )
     dps: float | None = Field(
         default=None, ge=0, le=100, allow_inf_nan=False,
         description="EvalPerf DPS (0-100) against the task's reference levels.",

@@ -23,6 +23,7 @@ from optimizer.optimize import Outcome, RunSpec
 from optimizer.run_ui import LiveUI
 from optimizer.search import SearchSettings
 from profilers.compare import MetricChoice
+from profilers.models import ProtocolName
 from sandbox import Backend
 
 out = Console(highlight=False)
@@ -132,6 +133,7 @@ def register(app: typer.Typer) -> None:
             None, "--metric", "-m", help="wall, instructions or both (default: the task's/wall)."
         ),
         sandbox: Backend = options.SANDBOX,
+        protocol: ProtocolName | None = options.PROTOCOL,
         repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
         budget: float = typer.Option(60.0, "--budget", min=1, help="Seconds per measurement."),
         base: str = typer.Option("HEAD", "--base", help="The revision to optimize."),
@@ -177,6 +179,7 @@ def register(app: typer.Typer) -> None:
                     agent_steps=agent_steps,
                     ideas=not no_ideas,
                     metric=metric,
+                    protocol=protocol,
                     backend=_backend(sandbox),
                     repeats=repeats,
                     budget_s=budget,

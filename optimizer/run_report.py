@@ -108,7 +108,7 @@ def _row(state: RunState, cid: str, winner: bool) -> SummaryRow:
         status=status,
         speedup=timed.speedup if timed else None,
         ci=ci,
-        metric=timed.metric if timed else None,
+        metric=", ".join(x for x in (timed.metric, timed.protocol) if x) if timed else None,
         steps=steps,
         cost_usd=cand.cost_usd if cand else 0.0,
         winner=winner,
@@ -156,7 +156,7 @@ def winner_line(state: RunState) -> str | None:
     if w is None:
         return None
     text = f"{w.candidate}: {fmt_speedup(w.speedup, w.ci)}"
-    extras = [x for x in (w.metric, w.verdict) if x]
+    extras = [x for x in (w.metric, w.protocol, w.verdict) if x]
     if extras:
         text += f" ({', '.join(extras)})"
     if w.hunks_before:

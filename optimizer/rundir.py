@@ -130,6 +130,7 @@ class GradeRecord(RecordBase):
     speedup: float | None = None
     ci: list[float] | None = None
     metric: str | None = None
+    protocol: str | None = Field(None, description="cold or warm (None: not measured).")
     verdict: str | None = None
     reason: str = ""
     grade: dict[str, Any] = Field(default_factory=dict)
@@ -147,6 +148,7 @@ class GradeRecord(RecordBase):
             speedup=m.speedup if m else None,
             ci=list(m.ci) if m else None,
             metric=m.metric if m else None,
+            protocol=m.protocol if m else None,
             verdict=m.verdict if m else None,
             reason=grade.reason,
             grade=grade.model_dump(mode="json"),
@@ -178,6 +180,7 @@ class Winner(RecordBase):
     speedup: float
     ci: list[float] | None = None
     metric: str | None = None
+    protocol: str | None = None
     verdict: str | None = None
     hunks_before: int = 0
     hunks_after: int = 0

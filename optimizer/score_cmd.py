@@ -79,11 +79,13 @@ def register(app: typer.Typer) -> None:
         ],
         metric: Annotated[str, typer.Option("--metric", "-m", help=_METRIC_HELP)],
         k: Annotated[
-            str, typer.Option("-k", "--k", help="Comma-separated k values, e.g. 1,10.")
+            str, typer.Option("-k", "--k-values", help="Comma-separated k values, e.g. 1,10.")
         ] = "1",
         p: Annotated[
             str,
-            typer.Option("-p", "--p", help="fast_p thresholds, comma-separated (fastp only)."),
+            typer.Option(
+                "-p", "--thresholds", help="fast_p thresholds p, comma-separated (fastp)."
+            ),
         ] = ",".join(f"{v:g}" for v in DEFAULT_PS),
         json_path: Annotated[
             Path | None,

@@ -48,6 +48,7 @@ from agents.workspace import Workspace
 from optimizer import rundir as rd
 from profilers import ProfileError, install, profile_hotspots
 from profilers.compare import MetricChoice
+from profilers.models import ProtocolName
 from sandbox import Backend, Limits, Source, open_sandbox
 from sandbox.errors import UserError
 from tasks import testrun
@@ -73,6 +74,7 @@ class SearchSettings(BaseModel):
     max_steps: int = Field(0, ge=0, description="Model steps for the whole run; 0: no limit.")
     max_wall: float = Field(0.0, ge=0, description="Seconds for the whole run; 0: no limit.")
     metric: MetricChoice | None = Field(None, description="None: the task's workload.metric.")
+    protocol: ProtocolName | None = Field(None, description="None: the task's workload.protocol.")
     backend: Backend = "auto"
     repeats: int = Field(10, ge=2)
     budget_s: float = Field(60.0, gt=0, description="Measurement budget per workload.")
@@ -415,7 +417,8 @@ class Search:
 
     def grade_options(self, stage: str) -> GradeOptions:
         s = self.s
-        common = {"backend": s.backend, "metric": s.metric, "image": self.image}
+        common = {"backend": s.backend, "metric": s.metric, "image": self.image,
+                  "protocol": s.protocol}  # fmt: skip
         if stage == "correctness":
             return GradeOptions(measure=False, **common)
         if stage in ("quick", "full", "confirm"):
@@ -442,6 +445,7 @@ class Search:
             speedup=m.get("speedup"),
             ci=list(m["ci"]) if m.get("ci") else None,
             metric=m.get("metric"),
+            protocol=m.get("protocol"),
             verdict=m.get("verdict"),
             reason=g.get("reason", ""),
             grade=g,
@@ -607,7 +611,8 @@ def describe(c: Graded) -> str:
     lo, hi = m["ci"]
     return (
         f"{head}: correct, {m['speedup']:.3f}x [{lo:.3f}, {hi:.3f}] on {m['metric']} "
-        f"({m['verdict']}, {c.stage} measurement)."
+        f"({m['verdict']}, {c.stage} measurement, {m.get('protocol', 'cold')})."
+        + (f" Not credited warm: {m['caching']}" if m.get("caching") else "")
     )
 
 

@@ -14,6 +14,7 @@ from optimizer import options
 from optimizer.console import step, table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
+from profilers.models import ProtocolName
 from sandbox import Backend
 from tasks.grade import GradeOptions
 from tasks.model import Task, load_task
@@ -58,17 +59,23 @@ def list_tasks(
 
 def show(
     suite: str = typer.Argument(..., help=SUITE_HELP),
-    task_id: str = typer.Argument(..., help="The task's id."),
+    task_id: str | None = typer.Argument(None, help="The task's id (not needed for one task)."),
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
 ) -> None:
     """Show one task as an agent sees it (hidden inputs are named, never shown)."""
-    task = find_task(_load(suite, cases), task_id)
+    tasks = _load(suite, cases)
+    if task_id is None and len(tasks) != 1:
+        raise UserError(
+            f"{suite!r} holds {len(tasks)} tasks", f"name one: optimizer tasks show {suite} ID"
+        )
+    task = tasks[0] if task_id is None else find_task(tasks, task_id)
     w = task.workload
     lines = [
         f"[bold]{task.id}[/] ({task.kind.value}) {escape(task.title)}",
         f"directory: {task.root}",
         f"source: {task.source.model_dump(exclude_none=True)}",
-        f"workload: {escape(w.command or w.file or w.script or '')}",
+        f"workload: {escape(w.command or w.file or w.script or '')}, timed "
+        + (w.timing().label() if not w.command else "cold (a command)"),
         f"tests: {escape(task.tests.command) if task.tests else '-'}",
         f"protected: {', '.join(task.protected_paths())}",
         f"checks: {', '.join(_check_label(c) for c in task.checks) or '-'}",
@@ -103,6 +110,7 @@ def validate(
     sandbox: Backend = options.SANDBOX,
     only: list[str] = typer.Option([], "--task", help="Validate only these task ids."),
     repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
+    protocol: ProtocolName | None = options.PROTOCOL,
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
     repo: Path | None = typer.Option(None, "--repo", help=REPO_HELP),
     json_path: Path | None = typer.Option(
@@ -125,7 +133,7 @@ def validate(
                 "pick the task with --task ID",
             )
         tasks = [with_repo(tasks[0], repo)]
-    opts = GradeOptions(backend=sandbox, repeats=repeats)
+    opts = GradeOptions(backend=sandbox, repeats=repeats, protocol=protocol)
     table = Table(title=f"optimizer tasks validate {suite}")
     columns = ("task", "kind", "tests base · expert", "expert speedup (95% CI)", "declared", "time")
     for col in (*columns, "status"):
@@ -140,6 +148,9 @@ def validate(
                 f": {escape(v.reason)}" if v.reason else ""), soft_wrap=True)  # fmt: skip
         table.add_row(*_validation_row(done[-1]))
     table_console().print(table)
+    for v in done:
+        if v.agreement:
+            out.print(f"{escape(v.task_id)}: {escape(v.agreement)}", soft_wrap=True)
     failed = sum(v.status == "failed" for v in done)
     if json_path is not None:
         report = ValidationReport(
@@ -166,11 +177,20 @@ def _validation_row(v: Validation) -> tuple[str, ...]:
     speed = "-"
     m = v.expert.measurement if v.expert else None
     if m:
-        speed = f"{m.speedup:.2f}x ({m.ci[0]:.2f}-{m.ci[1]:.2f}), {m.verdict}, {m.pairs} pairs"
+        speed = (
+            f"{m.speedup:.2f}x ({m.ci[0]:.2f}-{m.ci[1]:.2f}), {m.verdict}, {m.pairs} pairs, "
+            f"{m.protocol}"
+        )
+        if m.cold_speedup is not None:
+            speed += f"; cold {m.cold_speedup:.2f}x"
+        if m.caching:
+            speed += " (judged cold: a cache across calls)"
     declared = "-"
     if v.declared_speedup:
         agrees = {True: "in CI", False: "outside CI", None: "not measured"}[v.consistent]
-        declared = f"{v.declared_speedup:g}x, {agrees}"
+        if v.consistent is None and m is not None and v.declared_protocol != m.protocol:
+            agrees = f"not compared: measured {m.protocol}"
+        declared = f"{v.declared_speedup:g}x {v.declared_protocol}, {agrees}"
     color = {"ok": "green", "failed": "red", "skipped": "yellow"}[v.status]
     status = f"[{color}]{v.status}[/]" + (f": {escape(v.reason)}" if v.reason else "")
     tests = " · ".join(runs) or "-"
@@ -246,7 +266,11 @@ def new(
 def _validation_line(v: Validation) -> str:
     runs = [g.tests.summary() for g in (v.base, v.expert) if g and g.tests]
     m = v.expert.measurement if v.expert else None
-    speed = f", expert {m.speedup:.2f}x ({m.ci[0]:.2f}-{m.ci[1]:.2f}) {m.verdict}" if m else ""
+    speed = (
+        f", expert {m.speedup:.2f}x ({m.ci[0]:.2f}-{m.ci[1]:.2f}) {m.verdict} ({m.protocol})"
+        if m
+        else ""
+    )
     color = {"ok": "green", "failed": "red", "skipped": "yellow"}[v.status]
     return (
         f"validate: [{color}]{v.status}[/]"

@@ -94,7 +94,7 @@ def settle(
     )
     say(
         f"winner {best.id}: {m['speedup']:.3f}x [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] "
-        f"({m['metric']}, {m['verdict']}){sr}"
+        f"({m['metric']}, {m.get('protocol', 'cold')}, {m['verdict']}){sr}"
     )
     search.run_dir.append(
         rd.Winner(
@@ -103,6 +103,7 @@ def settle(
             speedup=_measured(evidence)["speedup"],
             ci=list(_measured(evidence)["ci"]),
             metric=_measured(evidence)["metric"],
+            protocol=_measured(evidence).get("protocol"),
             verdict=_measured(evidence)["verdict"],
             hunks_before=winner.hunks_before,
             hunks_after=winner.hunks_after,
@@ -152,6 +153,7 @@ def message(search: Search, winner: Winner, model: str, cost: float) -> str:
     fields = {
         "Optimizer-Speedup": f"{m['speedup']:.3f}x [{lo:.3f}, {hi:.3f}] 95% CI "
         f"({m['metric']}, {m['pairs']} pairs, p={m['p_value']:.2g})",
+        "Optimizer-Protocol": m.get("protocol_label") or m.get("protocol") or "cold",
         "Optimizer-Verdict": f"{m['verdict']} over {len(m.get('workloads') or [])} workload(s)",
         "Optimizer-Tests": (
             f"{_tests_line(tests)} passed, {tests.get('contract', 0)} in the contract"

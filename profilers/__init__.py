@@ -12,10 +12,12 @@ from profilers.hotspots import profile_hotspots
 from profilers.instructions import measure_instructions
 from profilers.memory import measure_memory
 from profilers.models import (
+    COLD,
     Hotspot,
     HotspotReport,
     InstructionRun,
     MemoryReport,
+    Protocol,
     WallRun,
     Workload,
 )
@@ -28,6 +30,8 @@ __all__ = [
     "InstructionRun",
     "MemoryReport",
     "ProfileError",
+    "COLD",
+    "Protocol",
     "WallRun",
     "Workload",
     "install",

@@ -9,6 +9,7 @@ from typing import Any
 
 from profilers.models import Workload
 from sandbox import Limits, RunResult, Sandbox
+from sandbox.errors import telling_line
 
 HARNESS_DIR = ".optimizer"
 HARNESS = f"{HARNESS_DIR}/harness.py"
@@ -45,8 +46,8 @@ def install(sb: Sandbox, workload: Workload, file_bytes: bytes | None = None) ->
 
 
 def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
+    """The line of a failed run's output that says what went wrong (``telling_line``)."""
+    return telling_line(text)
 
 
 def run_harness(

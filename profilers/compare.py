@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field
 
 from profilers.common import ProfileError, run_harness
 from profilers.instructions import measure_instructions
-from profilers.models import Workload
-from profilers.stats import ALPHAS, FLOORS, Comparison, adaptive
+from profilers.models import COLD, Protocol, Workload
+from profilers.stats import ALPHAS, FLOORS, Comparison, adaptive, compare
 from profilers.wall import measure_wall
 from sandbox import Sandbox
 from sandbox.errors import UserError
@@ -51,6 +51,11 @@ REGION_RULES = {
     "cannot write (stdlib, the image's packages) are imported before the timer",
     "workload": "workload() calls only (import and setup() are recorded, not compared)",
 }
+#: Warm: a candidate whose first call is slower than its later calls by a factor more than
+#: this times the base's factor keeps work across calls (a cache): its warm reading is not
+#: credited, and the same processes' cold reading decides. A cache that saves less than
+#: 1 - 1/CACHE_RATIO of a call (23%) is not told apart from warm-up effects.
+CACHE_RATIO = 1.3
 
 
 def metrics_of(choice: MetricChoice) -> list[Metric]:
@@ -112,11 +117,46 @@ class MetricResult(BaseModel):
         description="Wall: whether the host's clock on the whole process saw the saving the "
         "in-process clock claims ('agree'), or not (then the verdict is inconclusive).",
     )
+    protocol: str = Field("cold", description="How each process was timed: cold or warm.")
+    protocol_label: str = Field("cold", description="The protocol in words, with its counts.")
+    cold: ColdReading | None = Field(
+        None, description="Warm: the same processes read cold (import + setup + first call)."
+    )
+    caching: str | None = Field(
+        None,
+        description="Warm: why the warm reading was not credited (the candidate's later calls "
+        "gain over its first far more than the base's); the ratio is then the cold reading's.",
+    )
 
     @property
     def speedup(self) -> float:
         """Base over candidate: above 1 is faster."""
         return 1.0 / self.ratio
+
+
+class ColdReading(BaseModel):
+    """A warm measurement's processes read cold: import + setup + the first call (wall), or
+    the first call's count (instructions), compared the same way."""
+
+    ratio: float
+    ci: tuple[float, float]
+    verdict: str
+    base_median: float
+    head_median: float
+    first_excess: tuple[float, float] = Field(
+        description="Median of (first call - later calls' median) per process: base, candidate."
+    )
+    first_factor: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="Median of (first call / later calls' median) per process: base, candidate.",
+    )
+
+    @property
+    def speedup(self) -> float:
+        return 1.0 / self.ratio
+
+
+MetricResult.model_rebuild()
 
 
 class Sampler:
@@ -137,8 +177,12 @@ class Sampler:
         what: str = "the workload",
         region: Region = "workload",
         env: dict[str, str] | None = None,
+        protocol: Protocol = COLD,
     ) -> None:
         self.name, self.sb, self.workload = name, sb, workload
+        self.protocol = protocol if workload.kind == "file" else COLD
+        if self.protocol.name == "warm":
+            region = "workload"
         self.inner, self.python, self.what, self.region = inner, python, what, region
         self.env = dict(env or {})
         self.limits = sb.limits.model_copy(update={"wall_s": timeout_s})
@@ -150,6 +194,14 @@ class Sampler:
         self.values: list[float] = []
         self.process: list[float] = []
         self.outputs: list[dict | None] = []
+        self.first: list[float] = []  # warm: each run's first call (s or instructions)
+        self.cold: list[float] = []  # warm: each run's cold value (import + setup + first)
+
+    def clear(self) -> None:
+        for kept in (self.raw, self.parts, self.values, self.process, self.outputs):
+            kept.clear()  # a pair's index (len(raw)) is its hash seed
+        self.first.clear()
+        self.cold.clear()
 
     @contextlib.contextmanager
     def blame(self):
@@ -187,9 +239,13 @@ class Sampler:
                 self.sb, self.workload, inner=self.inner, python=self.python,
                 limits=self.limits, hash_seed=len(self.raw),  # the i-th runs of a pair share it
                 region=self.region, preimport=self.preimport, env=self.env,
+                protocol=self.protocol,
             )  # fmt: skip
         self.python_version = run.python
         if keep:
+            if run.first_ns is not None and run.cold_s is not None:
+                self.first.append(run.first_ns / 1e9)
+                self.cold.append(run.cold_s)
             self.rss.append(run.maxrss_kb)
             self.raw.append(run.samples_ns)
             self.parts.append(run.parts())
@@ -203,9 +259,13 @@ class Sampler:
             run = measure_instructions(
                 self.sb, self.workload, python=self.python, limits=self.limits,
                 region=self.region, preimport=self.preimport, env=self.env,
+                protocol=self.protocol,
             )  # fmt: skip
         self.python_version = run.python
         self.outputs.append(run.output)
+        if run.first_instructions is not None:
+            self.first.append(float(run.first_instructions))
+            self.cold.append(float(run.first_instructions))
         return float(run.instructions)
 
     def median_parts(self) -> dict[str, float] | None:
@@ -242,13 +302,12 @@ def compare_metric(
     if metric == "wall":
         say("wall clock: warm-up run per side (discarded)")
         for s in (base, head):
-            for kept in (s.raw, s.parts, s.values, s.process, s.outputs):
-                kept.clear()  # a pair's index (len(raw)) is its hash seed
+            s.clear()
             s.wall(keep=False)
         mb, mh = base.wall, head.wall
     else:
-        base.outputs.clear()
-        head.outputs.clear()
+        base.clear()
+        head.clear()
         mb, mh = base.instructions, head.instructions
     start, most = pairs
     say(f"{metric}: {start} to {most} interleaved pairs")
@@ -257,20 +316,63 @@ def compare_metric(
         parallel=metric == "instructions", alpha=alpha, paired=metric == "wall",
     )  # fmt: skip
     wall = metric == "wall"
-    verdict, clocks = cmp.verdict.value, None
+    cold, caching = warm_check(base, head, bs, hs, floor=floor, alpha=alpha, paired=wall)
+    judged = cmp
+    if caching:
+        judged = compare(base.cold, head.cold, floor=floor, alpha=alpha, paired=wall)
+        say(f"not credited warm: {caching}")
+    verdict, clocks = judged.verdict.value, None
     if wall:
         clocks = clocks_agree(base, head)
         if verdict == "faster" and clocks != "agree":
             verdict = "inconclusive"
     return samples_result(
-        metric, cmp, bs, hs, order, stopped, floor=floor,
+        metric, judged, bs, hs, order, stopped, floor=floor,
         region=base.region if base.workload.kind == "file" else "total", verdict=verdict,
+        protocol=base.protocol.name, protocol_label=base.protocol.label(), cold=cold,
+        caching=caching,
         base_raw_ns=list(base.raw) if wall else None,
         head_raw_ns=list(head.raw) if wall else None,
         base_parts_s=base.median_parts() if wall else None,
         head_parts_s=head.median_parts() if wall else None,
         clocks=clocks, outputs=outputs_agree(base.outputs, head.outputs),
     )  # fmt: skip
+
+
+def warm_check(
+    base: Sampler, head: Sampler, bs: list[float], hs: list[float], *, floor: float,
+    alpha: float, paired: bool,
+) -> tuple[ColdReading | None, str | None]:  # fmt: skip
+    """Warm only: the same processes read cold, and whether the candidate keeps work across
+    calls: the factor by which its first call is slower than its later ones (per process,
+    the median) above ``CACHE_RATIO`` times the base's. A cache of results (an
+    ``lru_cache`` the harness did not clear, a module-level dict keyed by the input) makes
+    the later calls cheap and leaves the first one as slow as the work. Warm-up effects
+    (bytecode specialization, cold CPU caches) slow both sides' first calls alike."""
+    n = min(len(base.cold), len(head.cold), len(bs), len(hs))
+    if base.protocol.name != "warm" or n < 2:
+        return None, None
+    cmp = compare(base.cold[:n], head.cold[:n], floor=floor, alpha=alpha, paired=paired)
+    eb = _median([f - v for f, v in zip(base.first, bs, strict=False)])
+    eh = _median([f - v for f, v in zip(head.first, hs, strict=False)])
+    fb = _median([f / v for f, v in zip(base.first, bs, strict=False) if v > 0])
+    fh = _median([f / v for f, v in zip(head.first, hs, strict=False) if v > 0])
+    cold = ColdReading(
+        ratio=cmp.ratio, ci=cmp.ci, verdict=cmp.verdict.value, base_median=cmp.base_median,
+        head_median=cmp.head_median, first_excess=(eb, eh), first_factor=(fb, fh),
+    )  # fmt: skip
+    if fh <= CACHE_RATIO * max(fb, 1.0):
+        return cold, None
+    return cold, (
+        f"the candidate's first call is {fh:.3g}x slower than its later calls, the base's "
+        f"{fb:.3g}x: it keeps results across calls, so its warm reading "
+        f"({1 / _median_ratio(bs, hs):.3g}x) is not credited; judged on the same processes "
+        f"read cold ({cold.speedup:.3g}x)"
+    )
+
+
+def _median_ratio(bs: list[float], hs: list[float]) -> float:
+    return _median(hs) / _median(bs) if _median(bs) else 1.0
 
 
 def samples_result(

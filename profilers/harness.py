@@ -16,6 +16,8 @@ Modes (``config["mode"]``):
   and ``inner`` timed calls (``samples_ns``; with ``materialize`` the result's ``repr`` is
   inside the timing). For a command, run it ``warmup`` + ``inner`` times with the shell and
   time each subprocess. Also reports peak RSS (``ru_maxrss``, KiB) after setup and at the end.
+  With ``protocol = "warm"`` (a workload file): the first call is timed alone (``first_ns``),
+  and every later call gets a fresh ``setup()`` and cleared caches first (:func:`timed_warm`).
 - ``imports``: import, ``setup()``, one ``workload()``; report the top-level modules loaded
   from places this process cannot write (what ``preimport`` may import before the timer).
 - ``instructions``: run ``region`` mode under valgrind callgrind with ``PYTHONHASHSEED=0``
@@ -268,11 +270,14 @@ def timed_file(cfg):
     t1 = _clock()
     if driven(module):
         return timed_drive(cfg, module, t0, t1, warmup, inner, force)
-    if getattr(module, "setup", None):
-        module.setup()
+    setup = getattr(module, "setup", None) or (lambda: None)
+    setup()
     t2 = _clock()
     work = module.workload
     rss_setup = maxrss_kb()
+    if cfg.get("protocol") == "warm":
+        return dict(timed_warm(setup, work, warmup, inner), import_ns=t1 - t0, setup_ns=t2 - t1,
+                    maxrss_kb=maxrss_kb(), maxrss_setup_kb=rss_setup)  # fmt: skip
     for _ in range(warmup):
         work()
     samples = []
@@ -291,6 +296,57 @@ def timed_file(cfg):
         "maxrss_kb": maxrss_kb(),
         "maxrss_setup_kb": rss_setup,
     }
+
+
+def timed_warm(setup, work, warmup, inner):
+    """The warm protocol, after the import and the first ``setup()``: the first call (timed
+    alone, ``first_ns``), ``warmup - 1`` more untimed calls, then ``inner`` timed calls; before
+    every call after the first, the caches of the code under test are cleared and ``setup()``
+    runs again (untimed), so each call gets fresh input objects, as SWE-fficiency's and GSO's
+    ``timeit.repeat(workload, setup=setup)`` give them. Every call's result must match."""
+    t = _clock()
+    result = work()
+    first = _clock() - t
+    outputs = {json.dumps(summarize(result), sort_keys=True)}
+    caches = tree_caches()
+    samples = []
+    for i in range(max(0, warmup - 1) + inner):
+        for cache in caches:
+            cache.cache_clear()
+        setup()
+        t = _clock()
+        result = work()
+        took = _clock() - t
+        outputs.add(json.dumps(summarize(result), sort_keys=True))
+        if i >= max(0, warmup - 1):
+            samples.append(took)
+    if len(outputs) > 1:
+        raise HarnessError(
+            "the workload's result changed from call to call in one process (warm protocol): "
+            "a result must not depend on earlier calls"
+        )
+    return {"output": summarize(result), "samples_ns": samples, "first_ns": first,
+            "caches": sorted({cache_name(c) for c in caches})}  # fmt: skip
+
+
+def tree_caches():
+    """``functools.lru_cache``/``cache`` wrappers whose code lives where this process can
+    write (the code under test, not the standard library or the image's packages)."""
+    import functools
+    import gc
+
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, functools._lru_cache_wrapper):
+            code = getattr(getattr(obj, "__wrapped__", None), "__code__", None)
+            if code is not None and writable(code.co_filename):
+                found.append(obj)
+    return found
+
+
+def cache_name(cache):
+    wrapped = getattr(cache, "__wrapped__", cache)
+    return f"{getattr(wrapped, '__module__', '?')}.{getattr(wrapped, '__qualname__', '?')}"
 
 
 def timed_drive(cfg, module, t0, t1, warmup, inner, force):
@@ -366,9 +422,27 @@ def mode_region(cfg):
     if total:
         os.getpriority(os.PRIO_PROCESS, 0)  # callgrind dump 1: everything before the region
     module = load(cfg["target"])
-    if getattr(module, "setup", None):
-        module.setup()
+    setup = getattr(module, "setup", None) or (lambda: None)
+    setup()
     work = module.workload
+    if cfg.get("protocol") == "warm":  # dumps: before, the first call, warm-ups, a warm call
+        os.getpriority(os.PRIO_PROCESS, 0)
+        result = work()
+        os.getpriority(os.PRIO_PROCESS, 0)
+        first = summarize(result)
+        caches = tree_caches()
+        calls = max(1, int(cfg.get("warmup", 1)))
+        for i in range(calls):
+            for cache in caches:
+                cache.cache_clear()
+            setup()
+            if i == calls - 1:
+                os.getpriority(os.PRIO_PROCESS, 0)
+            result = work()
+        os.getpriority(os.PRIO_PROCESS, 0)
+        if summarize(result) != first:
+            raise HarnessError("the workload's result changed from call to call (warm protocol)")
+        return {"output": first}
     if not total:
         os.getpriority(os.PRIO_PROCESS, 0)
     result = work()
@@ -679,17 +753,27 @@ def mode_instructions(cfg):
             raise HarnessError("the workload did not finish under callgrind")
         out = os.path.join(cgdir, f"cg.{done.pid}.out")
         parts = sorted(glob.glob(out + ".*"), key=lambda p: int(p.rsplit(".", 1)[1]))
-        if len(parts) != 2:
+        warm = cfg.get("protocol") == "warm"
+        if len(parts) != (4 if warm else 2):
             raise HarnessError(
-                f"expected two callgrind dumps around the workload region, found {len(parts)} "
-                "(the workload calls os.getpriority, which marks the region: refused)"
+                f"expected {4 if warm else 2} callgrind dumps around the workload region, found "
+                f"{len(parts)} (the workload calls os.getpriority, which marks the region: "
+                "refused)"
             )
         children = [
             p
             for p in glob.glob(os.path.join(cgdir, "cg.*.out*"))
             if not os.path.basename(p).startswith(f"cg.{done.pid}.")
         ]
-        count = summary(parts[1]) + sum(summary(p) for p in children)
+        if warm and children:
+            raise HarnessError(
+                "the workload starts processes, whose instructions cannot be told apart call "
+                "by call under the warm protocol: count it with --protocol cold"
+            )
+        count = summary(parts[-1]) + sum(summary(p) for p in children)
+        if warm:
+            return {"instructions": count, "first_instructions": summary(parts[1]),
+                    "aslr_off": aslr_off, "output": region_result.get("output")}  # fmt: skip
     else:
         files = glob.glob(os.path.join(cgdir, "cg.*.out*"))
         if not files:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from profilers.common import ProfileError, run_harness
-from profilers.models import InstructionRun, Workload
+from profilers.models import COLD, InstructionRun, Protocol, Workload
 from sandbox import Limits, Sandbox
 
 
@@ -31,12 +31,18 @@ def measure_instructions(
     region: str = "workload",
     preimport: list[str] | None = None,
     env: dict[str, str] | None = None,
+    protocol: Protocol = COLD,
 ) -> InstructionRun:
     """Count the instructions of one run of the workload region (``total``: import + setup +
-    workload; ``workload``: the call alone)."""
+    workload; ``workload``: the call alone). Under a ``warm`` protocol the counted call is
+    the one after the warm-up calls (each after a fresh ``setup()`` with caches cleared), and
+    the first call's count is kept beside it."""
+    warm = protocol.name == "warm" and workload.kind == "file"
     data = run_harness(
-        sb, "instructions", workload, python=python, limits=limits, env=env, region=region,
-        preimport=preimport or [], materialize=region == "total",
+        sb, "instructions", workload, python=python, limits=limits, env=env,
+        region="workload" if warm else region, preimport=preimport or [],
+        materialize=region == "total" and not warm, protocol=protocol.name if warm else "cold",
+        warmup=protocol.warmup,
     )  # fmt: skip
     count = data.get("instructions")
     if not isinstance(count, int) or count <= 0:
@@ -44,6 +50,9 @@ def measure_instructions(
     output = data.get("output")
     return InstructionRun(
         instructions=count,
+        first_instructions=first
+        if isinstance(first := data.get("first_instructions"), int)
+        else None,
         output=output if isinstance(output, dict) else None,
         aslr_off=bool(data.get("aslr_off")),
         python=str(data.get("python", "")),

@@ -21,6 +21,41 @@ class Workload(BaseModel):
         return self.target if self.kind == "command" else f"file {self.target}"
 
 
+ProtocolName = Literal["cold", "warm"]
+
+
+class Protocol(BaseModel):
+    """How each fresh process times the workload.
+
+    ``cold``: one call per fresh process (with its one-time costs). ``warm``: ``setup()``,
+    ``warmup`` untimed calls (the first of them timed alone, for the caching check), then
+    ``calls`` timed calls, each after a fresh ``setup()`` with the code under test's
+    ``lru_cache``s cleared; the process's value is their median (steady state).
+    """
+
+    name: ProtocolName = "cold"
+    warmup: int = Field(2, ge=1, le=1000, description="Warm: untimed calls before the timed.")
+    calls: int = Field(10, ge=1, le=10000, description="Warm: timed calls per process.")
+
+    def label(self) -> str:
+        """``cold``, or ``warm (median of 10 calls after 2 warm-up)``."""
+        if self.name == "cold":
+            return "cold"
+        return f"warm (median of {self.calls} calls after {self.warmup} warm-up)"
+
+    def rule(self) -> str:
+        if self.name == "cold":
+            return "cold: one call per fresh process"
+        return (
+            f"warm: in each fresh process, setup() and {self.warmup} untimed warm-up call(s), "
+            f"then the median of {self.calls} timed workload() calls, each after a fresh "
+            "setup() with the code under test's lru_caches cleared"
+        )
+
+
+COLD = Protocol()
+
+
 class WallRun(BaseModel):
     """One fresh process: the timed import, setup and calls of the workload, and its memory."""
 
@@ -32,7 +67,16 @@ class WallRun(BaseModel):
     output: dict | None = Field(None, description="A summary of the result (harness.summarize).")
     maxrss_kb: int = Field(description="Peak RSS of the process (or of the command), KiB.")
     maxrss_setup_kb: int = Field(0, description="Peak RSS after setup(), before the workload.")
+    first_ns: int | None = Field(None, ge=0, description="Warm: the first call, timed alone.")
+    caches: list[str] = Field(default_factory=list, description="Warm: lru_caches cleared.")
     python: str = ""
+
+    @property
+    def cold_s(self) -> float | None:
+        """Warm: this process's cold value (import + setup + the first call), in seconds."""
+        if self.first_ns is None:
+            return None
+        return (self.import_ns + self.setup_ns + self.first_ns) / 1e9
 
     @property
     def workload_s(self) -> float:
@@ -62,6 +106,7 @@ class InstructionRun(BaseModel):
     """One callgrind run: the instructions executed in the workload region."""
 
     instructions: int
+    first_instructions: int | None = Field(None, description="Warm: the first call's count.")
     output: dict | None = Field(None, description="A summary of the result (harness.summarize).")
     aslr_off: bool = Field(description="Whether ASLR was turned off (setarch -R) for the run.")
     python: str = ""

@@ -27,3 +27,25 @@ class SandboxError(UserError):
 
 class PatchError(SandboxError):
     """A patch that does not apply to its revision."""
+
+
+#: Closing lines of a failed tool's output that point elsewhere ("See above for output.").
+_POINTERS = ("see above", "note: this error originates", "[end of output]", "for more information")
+
+
+def telling_line(text: str) -> str:
+    """The line of a failed command's output that says what went wrong: the last one, unless
+    it only points above (pip's ``See above for output.``); then the last line before it
+    that names an error (``error: invalid command 'bdist_wheel'``), else the last line."""
+    lines = [ln.strip(" │╰─>\t") for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return ""
+    if not any(p in lines[-1].lower() for p in _POINTERS):
+        return lines[-1][:300]
+    for line in reversed(lines):
+        low = line.lower()
+        generic = low.strip(": ") in ("error", "error: subprocess-exited-with-error")
+        if "error" in low and not generic and not any(p in low for p in _POINTERS):
+            return line[:300]
+    return lines[-1][:300]

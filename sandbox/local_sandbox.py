@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sandbox.base import CANCEL, OutputCapture, Sandbox, classify, wait_run
 from sandbox.cgroup import PidsCgroup
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, telling_line
 from sandbox.models import Limits, MiB, RunResult, Source
 from sandbox.source import materialize
 
@@ -102,6 +102,7 @@ def venv_key(pip: list[str]) -> str:
         "version": sys.version,
         "harness": _harness_site(),
         "pip": list(pip),
+        "layout": 2,  # 2: made --without-pip (the host's pip and setuptools)
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -129,7 +130,11 @@ def build_venv(pip: list[str], *, log=print) -> Path:
     build.chmod(0o755)  # mkdtemp makes it private to this user; runs only read it
     log(f"building the local env {key}: pip install {' '.join(pip) or '(nothing)'}")
     try:
-        _step([str(base_interpreter()), "-m", "venv", "--system-site-packages", str(build)])
+        # no pip of its own: the venv's bundled pip and setuptools (3.11: setuptools 65, no
+        # bdist_wheel without `wheel`) would shadow the host's newer build tools, and an
+        # editable install of the package under test fails; the host's pip installs here
+        _step([str(base_interpreter()), "-m", "venv", "--system-site-packages", "--without-pip",
+               str(build)])  # fmt: skip
         python = build / "bin" / "python"
         harness = _harness_site()
         if harness:
@@ -137,6 +142,9 @@ def build_venv(pip: list[str], *, log=print) -> Path:
             site = Path(_step([str(python), "-c", code]).strip())
             (site / "_optimizer_harness.pth").write_text("\n".join(harness) + "\n")
         if pip:
+            has_pip = subprocess.run([str(python), "-c", "import pip"], capture_output=True)
+            if has_pip.returncode:  # the host has no pip: the venv gets its own after all
+                _step([str(python), "-m", "ensurepip", "-q"])
             env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
             _step([str(python), "-m", "pip", "install", "-q", *pip], env=env)
         if link.is_symlink() and not link.exists():  # dangling: its build was removed
@@ -160,9 +168,9 @@ def _step(cmd: list[str], env: dict[str, str] | None = None) -> str:
             "check that the package index is reachable",
         ) from None
     if done.returncode:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        tail = telling_line(done.stderr or done.stdout) or "no output"
         raise SandboxError(
-            f"building the local env failed ({' '.join(cmd[1:4])}): {tail[0]}",
+            f"building the local env failed ({' '.join(cmd[1:4])}): {tail}",
             "check the requirement names in setup.pip and that the package index is "
             "reachable (PIP_INDEX_URL)",
         )

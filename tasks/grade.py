@@ -21,6 +21,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from profilers.compare import MetricChoice, MetricResult
+from profilers.models import ProtocolName
 from sandbox import Backend
 from tasks.model import Kind, Task, TaskError
 
@@ -107,7 +108,24 @@ class Measurement(BaseModel):
     pairs: int
     region: str = Field(description="What the timed region covers: 'total' or 'workload'.")
     rule: str = Field(description="The timing rule, in words.")
+    protocol: str = Field("cold", description="How each process was timed: cold or warm.")
+    protocol_label: str = Field("cold", description="The protocol, with its counts.")
+    cold_speedup: float | None = Field(
+        None, description="Warm: the same processes read cold (import + setup + first call)."
+    )
+    cold_ci: tuple[float, float] | None = None
+    caching: str | None = Field(
+        None, description="Warm: why the warm reading was not credited (a cache across calls)."
+    )
     workloads: list[WorkloadMeasurement]
+
+    def reading(self) -> str:
+        """``1.234x [1.2, 1.3] faster (warm)``: the speedup with the protocol it was taken in."""
+        text = f"{self.speedup:.3f}x [{self.ci[0]:.3f}, {self.ci[1]:.3f}] {self.verdict}"
+        text += f" ({self.protocol})"
+        if self.cold_speedup is not None and not self.caching:
+            text += f"; cold {self.cold_speedup:.3f}x"
+        return text
 
     @property
     def base_samples(self) -> list[float]:
@@ -212,6 +230,7 @@ class GradeOptions(BaseModel):
     backend: Backend = "auto"
     measure: bool = True
     metric: MetricChoice | None = Field(None, description="None: the task's workload.metric.")
+    protocol: ProtocolName | None = Field(None, description="None: the task's workload.protocol.")
     hidden: bool = Field(True, description="Also time the task's hidden workloads.")
     repeats: int = Field(10, ge=2, description="Interleaved wall-clock pairs to start with.")
     max_repeats: int = Field(40, ge=2)

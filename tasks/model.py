@@ -19,6 +19,7 @@ Paths in the file are relative to the task directory unless a field says otherwi
     [workload]
     command = "python3 main.py < inputs/workload.txt"   # or: file = "bench_workload.py"
                                 # or: script = "workload.py" (in the task directory)
+    protocol = "cold"           # or "warm": setup(), warmup calls, median of `calls` per process
 
     [tests]
     command = "python3 -m pytest -q -p no:cacheprovider --junitxml={junit}"
@@ -45,6 +46,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from profilers.models import Protocol
 from sandbox.errors import UserError
 
 TASK_FILE = "task.toml"
@@ -175,6 +177,19 @@ class WorkloadSpec(_Strict):
     hidden: list[HiddenWorkload] = Field(
         default_factory=list, description="Workloads timed too, never shown to agents."
     )
+    protocol: Literal["cold", "warm"] = Field(
+        "cold",
+        description="cold: one call per fresh process, import + setup + the call timed; warm: "
+        "in each fresh process, setup(), warm-up calls, then the median of `calls` timed calls "
+        "(each after a fresh setup()). A command workload is always timed cold.",
+    )
+    warmup: int = Field(2, ge=1, le=1000, description="Warm: untimed calls before the timed.")
+    calls: int = Field(10, ge=1, le=10000, description="Warm: timed calls per process.")
+
+    def timing(self, override: str | None = None) -> Protocol:
+        """The protocol to time with: the task's, or ``override`` (a --protocol flag)."""
+        name = override or self.protocol
+        return Protocol(name=name, warmup=self.warmup, calls=self.calls)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WorkloadSpec:
@@ -286,6 +301,11 @@ class Expert(_Strict):
 
     patch: str | None = Field(None, description="The expert diff, in the task directory.")
     speedup: float | None = Field(None, gt=0, description="The expert's published speedup.")
+    speedup_protocol: Literal["cold", "warm"] | None = Field(
+        None,
+        description="How `speedup` was taken: cold or warm (default: the task's "
+        "workload.protocol). `tasks validate` compares only readings taken the same way.",
+    )
     commit: str | None = Field(
         None,
         description="The expert commit in the source git (GSO); used when `patch` is not "

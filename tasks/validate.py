@@ -34,8 +34,12 @@ class Validation(BaseModel):
     consistent: bool | None = Field(
         None,
         description="Whether the measured 95% CI holds the declared speedup (None: nothing "
-        "declared, or not measured). Informational: machines differ, so it fails nothing.",
+        "declared, not measured, or measured under another protocol). Informational: "
+        "machines differ, so it fails nothing.",
     )
+    protocol: str | None = Field(None, description="How the expert was measured: cold or warm.")
+    declared_protocol: str | None = Field(None, description="How the declared figure was taken.")
+    agreement: str = Field("", description="The comparison with the declared figure, in words.")
 
     def speedup(self) -> float | None:
         return self.expert.speedup() if self.expert else None
@@ -58,8 +62,24 @@ def validate_task(task: Task, options: GradeOptions | None = None) -> Validation
     out.elapsed_s = round(time.monotonic() - started, 3)
     out.declared_speedup = task.expert.speedup
     m = out.expert.measurement if out.expert else None
-    if task.expert.speedup and m is not None:
-        out.consistent = m.ci[0] <= task.expert.speedup <= m.ci[1]
+    out.protocol = m.protocol if m else None
+    declared = task.expert.speedup
+    if declared:
+        out.declared_protocol = task.expert.speedup_protocol or task.workload.protocol
+    if declared and m is not None:
+        if m.protocol != out.declared_protocol:
+            out.agreement = (
+                f"declared {declared:g}x was taken {out.declared_protocol}, measured "
+                f"{m.protocol}: not compared (validate with --protocol {out.declared_protocol})"
+            )
+        else:
+            out.consistent = m.ci[0] <= declared <= m.ci[1]
+            where = "inside" if out.consistent else "outside"
+            out.agreement = (
+                f"declared {declared:g}x ({m.protocol}) is {where} the measured 95% CI "
+                f"{m.ci[0]:.2f}-{m.ci[1]:.2f} ({m.speedup:.2f}x, {m.protocol}): "
+                + ("they agree" if out.consistent else "they disagree")
+            )
     return out
 
 

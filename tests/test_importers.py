@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from profilers import Protocol
 from tasks.checks import input_path
 from tasks.importers import detect, import_dataset
 from tasks.importers.common import dump_toml
@@ -107,7 +108,13 @@ def test_swefficiency_rows_map_to_repo_tasks(tmp_path: Path, cache: Path) -> Non
     assert first.setup.install == ["pip install -e ."]
     assert first.setup.env == {"PYTHONHASHSEED": "0"}
     assert first.workload.script == "workload.py" and first.workload.file is None
-    assert first.file("workload.py").read_text() == WORKLOAD
+    saved = first.file("workload.py").read_text()  # its own timing loop kept out of imports
+    assert saved.splitlines()[:12] == WORKLOAD.splitlines()[:12]
+    assert "\nruntimes = timeit.repeat(" not in saved and "\nprint(" not in saved
+    assert "# (the script's own timing, kept out of the judge's runs) runtimes = " in saved
+    compile(saved, "workload.py", "exec")
+    # SWE-fficiency's protocol: timeit.repeat(..., repeat=5, setup=setup) in one process
+    assert first.workload.timing() == Protocol(name="warm", calls=5, warmup=1)
     assert first.tests is not None
     assert first.tests.command == ("pytest -rA sympy/core/tests/test_expand.py --junitxml={junit}")
     assert first.tests.protected == ["sympy/core/tests/test_expand.py"]
@@ -253,6 +260,7 @@ def test_gso_instances_map_to_repo_tasks_with_hidden_checks(tmp_path: Path, cach
     first, second = load_suite(str(data))
     assert first.root.parent == cache / "imported" / "gso" / digest(data)
     assert first.kind is Kind.REPO and first.id == "numpy__numpy-1111111"
+    assert first.workload.protocol == "warm"  # GSO times experiment() calls in one process
     assert first.source.git == "https://github.com/numpy/numpy"
     assert first.source.commit == "2" * 40
     assert first.expert.commit == "1" * 40
@@ -337,6 +345,7 @@ def test_pie_rows_become_program_tasks_whose_expert_patch_applies(tmp_path: Path
     assert detect(data) == "pie"
     [task] = load_suite(str(data), cases_dir=cases)
     assert task.kind is Kind.PROGRAM and task.id == "pie-p00001"
+    assert task.workload.protocol == "cold"  # PIE times whole programs
     assert task.source.path == "src"
     src = task.root / "src"
     assert (src / "main.py").read_text() == SRC

@@ -479,7 +479,7 @@ def _measure(
                     f"{'the workload' if name == 'workload' else 'a hidden workload'}: {why}",
                 )
                 return
-            say(f"measured: {m.speedup:.3f}x [{m.ci[0]:.3f}, {m.ci[1]:.3f}] {m.verdict}")
+            say(f"measured: {m.reading()}")
         if opts.hotspots and visible.kind == "file":
             report = profile_hotspots(cand, visible, limits=_with(cand.limits, timeout), env=env)
             result.artifacts["hotspots"] = report.text()
@@ -495,11 +495,13 @@ def _compare(
     say: Progress,
 ) -> Measurement:  # fmt: skip
     metrics = metrics_of(opts.metric or task.workload.metric)
+    protocol = task.workload.timing(opts.protocol)
     measured: list[WorkloadMeasurement] = []
     for name, hidden, workload in workloads(task, opts.hidden):
         samplers = [
             Sampler(side, sb, workload, timeout_s=task.limits.workload_s, region="total",
-                    env=env, what=f"the {'hidden ' if hidden else ''}workload")
+                    env=env, what=f"the {'hidden ' if hidden else ''}workload",
+                    protocol=protocol)
             for side, sb in (("the base", base), ("the candidate", cand))
         ]  # fmt: skip
         results = []
@@ -515,6 +517,11 @@ def _compare(
     deciding = _primary(worst.metrics)
     visible_wall = next((m for m in measured[0].metrics if m.metric == "wall"), None)
     low, high = deciding.ci
+    cold = deciding.cold
+    rule = REGION_RULES[deciding.region]
+    if deciding.protocol == "warm":
+        rule = protocol.rule() + "; when the candidate keeps results across calls, the same "
+        rule += "processes' cold reading (import + setup + the first call) decides"
     return Measurement(
         verdict=worst.verdict,
         metric=deciding.metric,
@@ -525,8 +532,12 @@ def _compare(
         candidate_median_s=visible_wall.head_median if visible_wall else 0.0,
         pairs=deciding.pairs,
         region=deciding.region,
-        rule=REGION_RULES[deciding.region]
-        + "; the verdict is the worst over the visible and hidden workloads",
+        rule=rule + "; the verdict is the worst over the visible and hidden workloads",
+        protocol=deciding.protocol,
+        protocol_label=deciding.protocol_label,
+        cold_speedup=cold.speedup if cold else None,
+        cold_ci=(1.0 / cold.ci[1], 1.0 / cold.ci[0]) if cold else None,
+        caching=next((m.caching for w in measured for m in w.metrics if m.caching), None),
         workloads=measured,
     )
 

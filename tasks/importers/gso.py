@@ -124,7 +124,8 @@ def convert(row: dict[str, Any]) -> Draft:
         "prompt": prompt,
         "source": {"git": f"https://github.com/{repo}", "commit": base},
         "setup": setup,
-        "workload": {"script": "workload.py"},
+        # GSO's protocol: the test script times experiment() calls in one process
+        "workload": {"script": "workload.py", "protocol": "warm"},
         "checks": checks,
         "expert": expert,
     }

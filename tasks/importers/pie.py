@@ -165,7 +165,7 @@ def convert(
         "prompt": prompt,
         "source": {"path": "src"},
         "setup": {"install": ["g++ --std=c++17 -O3 -o main main.cpp"]} if cpp else {},
-        "workload": {"script": "workload.py"},
+        "workload": {"script": "workload.py", "protocol": "cold"},  # PIE: whole programs
         "checks": checks,
         "expert": expert,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -22,6 +23,56 @@ SIGNATURE = ("workload", "base_commit")
 HINTS = ("workload", "covering_tests", "rebuild_cmd")
 
 
+#: The most timed calls per process an imported script's ``repeat=`` sets.
+MOST_CALLS = 200
+
+
+def split_timing(script: str) -> tuple[str, dict[str, int]]:
+    """The workload script without its own timing loop, and that loop's ``repeat``/``number``.
+
+    SWE-fficiency's scripts end with ``runtimes = timeit.repeat(workload, number=1,
+    repeat=N, setup=setup)`` and prints of their mean: module-level code, which would run at
+    every import of the file (the judge imports it in each process), calling ``workload()``
+    before the judge's first call and filling any cache a candidate keeps. Those statements,
+    and the ones that read what they assigned, become comments; the rest is kept as written.
+    A script that does not parse is kept whole.
+    """
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script, {}
+    found: dict[str, int] = {}
+    dropped, names = [], set()
+    for node in tree.body:
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and _timing_call(n)]
+        reads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & names
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if calls or reads:
+            dropped.append(node)
+            for t in getattr(node, "targets", []) + [getattr(node, "target", None)]:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} if t else set()
+            for call in calls:
+                for kw in call.keywords:
+                    value = kw.value.value if isinstance(kw.value, ast.Constant) else None
+                    if kw.arg in ("repeat", "number") and isinstance(value, int) and value > 0:
+                        found.setdefault(kw.arg, value)
+    if not dropped:
+        return script, {}
+    lines = script.splitlines(keepends=True)
+    for node in dropped:
+        for i in range(node.lineno - 1, node.end_lineno or node.lineno):
+            lines[i] = "# (the script's own timing, kept out of the judge's runs) " + lines[i]
+    return "".join(lines), found
+
+
+def _timing_call(call: ast.Call) -> bool:
+    f = call.func
+    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+        return f.value.id == "timeit" and f.attr in ("repeat", "timeit", "Timer")
+    return isinstance(f, ast.Name) and f.id in ("repeat", "timeit", "Timer")
+
+
 def convert(row: dict[str, Any]) -> Draft:
     iid = require(row, "instance_id", 'the instance id, e.g. "sympy__sympy-12345"')
     repo = require(row, "repo", 'the GitHub "owner/name"')
@@ -30,7 +81,8 @@ def convert(row: dict[str, Any]) -> Draft:
     base = require(row, "base_commit", "the commit the instance starts from")
     workload = require(row, "workload", "the workload script with setup() and workload()")
 
-    files = {"workload.py": ensure_newline(workload)}
+    script, timing = split_timing(ensure_newline(workload))
+    files = {"workload.py": script}
     expert: dict[str, Any] = {}
     patch = row.get("patch")
     if patch:
@@ -90,7 +142,13 @@ def convert(row: dict[str, Any]) -> Draft:
         "prompt": prompt,
         "source": {"git": f"https://github.com/{repo}", "commit": base},
         "setup": setup,
-        "workload": {"script": "workload.py"},
+        # SWE-fficiency's protocol: timeit.repeat(workload, setup=setup) in one process
+        "workload": {
+            "script": "workload.py",
+            "protocol": "warm",
+            "calls": min(MOST_CALLS, timing.get("repeat", 10)),
+            "warmup": 1,
+        },
         "tests": tests,
         "expert": expert,
     }
