@@ -386,7 +386,7 @@ def test_validate_writes_json_and_a_whole_table_when_piped(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     row = next(line for line in done.stdout.splitlines() if "sum-squares" in line)
-    assert "faster" in row and "40x, outside CI" in row and " s " in row and "ok" in row, row
+    assert "faster" in row and "40x cold, outside CI" in row and " s " in row and "ok" in row, row
     report = json.loads(out.read_text())
     assert report["version"] == 1 and report["backend"] == "local" and report["elapsed_s"] > 0
     (v,) = report["tasks"]
