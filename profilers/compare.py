@@ -52,9 +52,13 @@ REGION_RULES = {
     "workload": "workload() calls only (import and setup() are recorded, not compared)",
 }
 #: Warm: a candidate whose first call is slower than its later calls by a factor more than
-#: this times the base's factor keeps work across calls (a cache): its warm reading is not
-#: credited, and the same processes' cold reading decides. A cache that saves less than
-#: 1 - 1/CACHE_RATIO of a call (23%) is not told apart from warm-up effects.
+#: this times the base's factor, and by more time than this times the base's own first-call
+#: excess, keeps work across calls (a cache): its warm reading is not credited, and the same
+#: processes' cold reading decides. Warm-up (cold CPU caches, bytecode specialization, a
+#: first allocation) costs a first call about the same time whatever the call's length, so a
+#: candidate many times faster than its base shows a larger factor with no cache at all; a
+#: cache costs its first call the work it saves. A cache that saves less than 1 - 1/CACHE_RATIO
+#: of a call (23%), or less time than the base's own warm-up, is not told apart from warm-up.
 CACHE_RATIO = 1.3
 
 
@@ -316,7 +320,9 @@ def compare_metric(
         parallel=metric == "instructions", alpha=alpha, paired=metric == "wall",
     )  # fmt: skip
     wall = metric == "wall"
-    cold, caching = warm_check(base, head, bs, hs, floor=floor, alpha=alpha, paired=wall)
+    cold, caching = warm_check(
+        base, head, bs, hs, warm_ratio=cmp.ratio, floor=floor, alpha=alpha, paired=wall
+    )
     judged = cmp
     if caching:
         judged = compare(base.cold, head.cold, floor=floor, alpha=alpha, paired=wall)
@@ -340,15 +346,17 @@ def compare_metric(
 
 
 def warm_check(
-    base: Sampler, head: Sampler, bs: list[float], hs: list[float], *, floor: float,
-    alpha: float, paired: bool,
+    base: Sampler, head: Sampler, bs: list[float], hs: list[float], *, warm_ratio: float,
+    floor: float, alpha: float, paired: bool,
 ) -> tuple[ColdReading | None, str | None]:  # fmt: skip
     """Warm only: the same processes read cold, and whether the candidate keeps work across
     calls: the factor by which its first call is slower than its later ones (per process,
-    the median) above ``CACHE_RATIO`` times the base's. A cache of results (an
-    ``lru_cache`` the harness did not clear, a module-level dict keyed by the input) makes
-    the later calls cheap and leaves the first one as slow as the work. Warm-up effects
-    (bytecode specialization, cold CPU caches) slow both sides' first calls alike."""
+    the median) above ``CACHE_RATIO`` times the base's, and its first call's excess time
+    above ``CACHE_RATIO`` times the base's excess. A cache of results (a module-level dict
+    keyed by the input) makes the later calls cheap and leaves the first one as slow as the
+    work it saves (``warm_ratio``: the warm comparison's candidate/base ratio, for the
+    message). Warm-up (bytecode specialization, cold CPU caches) adds about the same time to
+    either side's first call: a large factor on a short call, a small one on a long call."""
     n = min(len(base.cold), len(head.cold), len(bs), len(hs))
     if base.protocol.name != "warm" or n < 2:
         return None, None
@@ -361,18 +369,14 @@ def warm_check(
         ratio=cmp.ratio, ci=cmp.ci, verdict=cmp.verdict.value, base_median=cmp.base_median,
         head_median=cmp.head_median, first_excess=(eb, eh), first_factor=(fb, fh),
     )  # fmt: skip
-    if fh <= CACHE_RATIO * max(fb, 1.0):
+    if fh <= CACHE_RATIO * max(fb, 1.0) or eh <= CACHE_RATIO * max(eb, 0.0):
         return cold, None
     return cold, (
         f"the candidate's first call is {fh:.3g}x slower than its later calls, the base's "
         f"{fb:.3g}x: it keeps results across calls, so its warm reading "
-        f"({1 / _median_ratio(bs, hs):.3g}x) is not credited; judged on the same processes "
+        f"({1 / warm_ratio:.3g}x) is not credited; judged on the same processes "
         f"read cold ({cold.speedup:.3g}x)"
     )
-
-
-def _median_ratio(bs: list[float], hs: list[float]) -> float:
-    return _median(hs) / _median(bs) if _median(bs) else 1.0
 
 
 def samples_result(

@@ -307,26 +307,36 @@ def timed_warm(setup, work, warmup, inner):
     t = _clock()
     result = work()
     first = _clock() - t
-    outputs = {json.dumps(summarize(result), sort_keys=True)}
+    output = summarize(result)
     caches = tree_caches()
     samples = []
     for i in range(max(0, warmup - 1) + inner):
-        for cache in caches:
-            cache.cache_clear()
-        setup()
+        rewarm(caches, setup)
         t = _clock()
         result = work()
         took = _clock() - t
-        outputs.add(json.dumps(summarize(result), sort_keys=True))
+        same_result(output, result)
         if i >= max(0, warmup - 1):
             samples.append(took)
-    if len(outputs) > 1:
+    return {"output": output, "samples_ns": samples, "first_ns": first,
+            "caches": sorted({cache_name(c) for c in caches})}  # fmt: skip
+
+
+def rewarm(caches, setup):
+    """Before each warm call after the first (untimed): the tree's caches cleared and a
+    fresh ``setup()``."""
+    for cache in caches:
+        cache.cache_clear()
+    setup()
+
+
+def same_result(first, result):
+    """A warm call's result must be the first call's: it must not depend on earlier calls."""
+    if summarize(result) != first:
         raise HarnessError(
             "the workload's result changed from call to call in one process (warm protocol): "
             "a result must not depend on earlier calls"
         )
-    return {"output": summarize(result), "samples_ns": samples, "first_ns": first,
-            "caches": sorted({cache_name(c) for c in caches})}  # fmt: skip
 
 
 def tree_caches():
@@ -433,15 +443,14 @@ def mode_region(cfg):
         caches = tree_caches()
         calls = max(1, int(cfg.get("warmup", 1)))
         for i in range(calls):
-            for cache in caches:
-                cache.cache_clear()
-            setup()
+            rewarm(caches, setup)
             if i == calls - 1:
                 os.getpriority(os.PRIO_PROCESS, 0)
             result = work()
+            if i < calls - 1:
+                same_result(first, result)
         os.getpriority(os.PRIO_PROCESS, 0)
-        if summarize(result) != first:
-            raise HarnessError("the workload's result changed from call to call (warm protocol)")
+        same_result(first, result)
         return {"output": first}
     if not total:
         os.getpriority(os.PRIO_PROCESS, 0)

@@ -537,7 +537,7 @@ def _compare(
         protocol_label=deciding.protocol_label,
         cold_speedup=cold.speedup if cold else None,
         cold_ci=(1.0 / cold.ci[1], 1.0 / cold.ci[0]) if cold else None,
-        caching=next((m.caching for w in measured for m in w.metrics if m.caching), None),
+        caching=deciding.caching,
         workloads=measured,
     )
 
