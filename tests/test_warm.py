@@ -123,29 +123,29 @@ def _read(sampler: Sampler, later: float, first: float, n: int = 5) -> list[floa
     return [later] * n
 
 
-def _caching(tmp_path, base: tuple[float, float], head: tuple[float, float]) -> str | None:
-    (where := tmp_path / f"s{len(list(tmp_path.iterdir()))}").mkdir()
-    with _sandbox(where, {"w.py": "def workload():\n    return 1\n"}) as sb:
-        wl = install(sb, Workload(kind="file", target="w.py"))
-        b, h = (Sampler(n, sb, wl, protocol=Protocol(name="warm")) for n in ("base", "head"))
-        bs, hs = _read(b, *base), _read(h, *head)
-        cold, caching = warm_check(b, h, bs, hs, warm_ratio=hs[0] / bs[0], floor=0.01,
-                                   alpha=0.01, paired=True)  # fmt: skip
+def _caching(b: Sampler, h: Sampler, base: tuple, head: tuple) -> str | None:
+    """warm_check's verdict on two sides' (later call, first call) times, in seconds."""
+    bs, hs = _read(b, *base), _read(h, *head)
+    cold, caching = warm_check(b, h, bs, hs, warm_ratio=hs[0] / bs[0], floor=0.01,
+                               alpha=0.01, paired=True)  # fmt: skip
     assert cold is not None and cold.first_factor[1] == pytest.approx(head[1] / head[0])
     return caching
 
 
 def test_warm_up_on_a_fast_candidate_is_not_a_cache_but_a_cache_is(tmp_path):
-    base = (0.250, 0.2625)  # 250 ms a call, its first 12.5 ms (1.05x) slower
-    # what a CI machine measured for the spans expert: 9 ms a call, the first 1.41x slower
-    # (3.7 ms of warm-up, less than the base's 12.5 ms): no cache
-    assert _caching(tmp_path, base, (0.009, 0.0127)) is None
-    # a whole-result cache: the first call does the base's work, the later ones none
-    assert "keeps results across calls" in (_caching(tmp_path, base, (0.0005, 0.25)) or "")
-    # the expert's code plus a cache of a tenth of the base's work: 25 ms more on call one
-    assert "keeps results across calls" in (_caching(tmp_path, base, (0.009, 0.034)) or "")
-    # a long call with a small one-time excess: neither test fires
-    assert _caching(tmp_path, base, (0.200, 0.205)) is None
+    with _sandbox(tmp_path, {"w.py": "def workload():\n    return 1\n"}) as sb:
+        wl = install(sb, Workload(kind="file", target="w.py"))
+        b, h = (Sampler(n, sb, wl, protocol=Protocol(name="warm")) for n in ("base", "head"))
+        base = (0.250, 0.2625)  # 250 ms a call, its first 12.5 ms (1.05x) slower
+        # what a CI machine measured for the spans expert: 9 ms a call, the first 1.41x
+        # slower (3.7 ms of warm-up, less than the base's 12.5 ms): no cache
+        assert _caching(b, h, base, (0.009, 0.0127)) is None
+        # a whole-result cache: the first call does the base's work, the later ones none
+        assert "keeps results across calls" in (_caching(b, h, base, (0.0005, 0.25)) or "")
+        # the expert's code plus a cache of a tenth of the base's work: 25 ms more on call one
+        assert "keeps results across calls" in (_caching(b, h, base, (0.009, 0.034)) or "")
+        # a long call with a small one-time excess: neither test fires
+        assert _caching(b, h, base, (0.200, 0.205)) is None
 
 
 def test_the_task_setting_and_the_flag_choose_the_protocol(tmp_path):
