@@ -96,8 +96,11 @@ def test_a_cache_across_calls_is_not_credited_warm(name):
     assert g.status == GradeStatus.OK, g.reason  # the results are right: only speed is at stake
     m = g.measurement
     assert m is not None and m.protocol == "warm"
-    assert m.verdict != "faster", (name, m.speedup, m.caching)
-    assert m.speedup < 1.5, (name, m.speedup)
+    # Remembered, the later calls would be hundreds of times faster. What is left is the
+    # same work with a wrapper around it: a few percent either way, which a wall-clock
+    # verdict at alpha 0.005 may still call on a machine with its own biases (CI once read
+    # the cleared lru_cache 1.037x [1.019, 1.061]), so the bound is on the size of the gain.
+    assert m.speedup < 1.1, (name, m.verdict, m.speedup, m.caching)
     if name != "lru_cache":  # the lru_cache is cleared between calls: nothing to flag
         assert m.caching and "keeps results across calls" in m.caching, m.caching
     json.loads(g.model_dump_json())  # the grade JSON carries it all
