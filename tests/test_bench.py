@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from optimizer.bench import BenchConfig, run_bench
 from optimizer.cli import app
+from tests.conftest import assert_wall_reads
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
@@ -84,12 +85,11 @@ def test_twenty_percent_more_work_is_slower_on_both_metrics(
     by = {m["metric"]: m for m in rec["metrics"]}
     assert set(by) == {"wall", "instructions"}
     for m in by.values():
-        assert m["verdict"] == "slower", m
-        assert m["ci"][0] > 1.0
-        assert m["ratio"] > 1.1
-        assert 0 <= m["p_value"] < 0.05
         assert len(m["base_samples"]) == len(m["head_samples"]) >= 2
-    assert by["instructions"]["ratio"] == pytest.approx(1.2, abs=0.01)
+    assert_wall_reads(by["wall"], "slower")
+    m = by["instructions"]  # deterministic: exact, however busy the machine
+    assert m["verdict"] == "slower" and m["ci"][0] > 1.0 and 0 <= m["p_value"] < 0.05, m
+    assert m["ratio"] == pytest.approx(1.2, abs=0.01)
     assert rec["base"]["sha"] != rec["head"]["sha"] and len(rec["head"]["sha"]) == 40
     assert rec["environment"]["backend"] == "local" and rec["environment"]["cores"] >= 1
     assert not list(tmp_path.glob(".rec.json.*"))  # the temp file was renamed away
@@ -234,8 +234,7 @@ def test_docker_backend_detects_slowdown(slower_repo: Path) -> None:
     by = {m.metric: m for m in rec.metrics}
     assert by["instructions"].verdict == "slower"
     assert by["instructions"].ratio == pytest.approx(1.2, abs=0.01)
-    # wall time through docker on a shared 2-core machine: never the wrong direction
-    assert by["wall"].verdict in ("slower", "inconclusive") and by["wall"].ratio > 1
+    assert_wall_reads(by["wall"], "slower")  # through Docker on a shared 2-core machine
     assert rec.environment["sandbox_python"].startswith("3.")
 
 
