@@ -53,14 +53,21 @@ REGION_RULES = {
 }
 #: Warm: a candidate whose first call is slower than its later calls by a factor more than
 #: this times the base's factor, and by more time than this times the base's own first-call
-#: excess, keeps work across calls (a cache): its warm reading is not credited, and the same
-#: processes' cold reading decides. Warm-up (cold CPU caches, bytecode specialization, a
-#: first allocation) costs a first call about the same time whatever the call's length, so a
-#: candidate many times faster than its base shows a larger factor with no cache at all; a
-#: cache costs its first call the work it saves. A cache that saves less than 1 - 1/CACHE_RATIO
-#: of a call (23%), or less time than the base's own warm-up and its uncertainty (see
-#: ``_unsure``), is not told apart from warm-up.
+#: excess (plus that excess's uncertainty, see ``_unsure``), keeps work across calls (a
+#: cache): its warm reading is not credited, and the same processes' cold reading decides.
+#: Warm-up (cold CPU caches, bytecode specialization, a first allocation) costs a first call
+#: about the same time whatever the call's length, so a candidate many times faster than its
+#: base shows a larger factor with no cache at all; a cache costs its first call the work it
+#: saves. A cache that saves less than 1 - 1/CACHE_RATIO of a call (23%), or less time than
+#: the base's own warm-up and its uncertainty, is not told apart from warm-up.
 CACHE_RATIO = 1.3
+#: ... and a candidate whose first call is more than this times its later calls (and
+#: CACHE_RATIO times the base's factor) gets no warm credit whatever the base's excess: on a
+#: busy machine a long base call reads its own warm-up to within milliseconds at best, and a
+#: memo on a 20 us call saves 0.2 ms (CI under load: first call 12.8x the later ones, base
+#: excess -46 us +- 0.2 ms). Warm-up that doubles a call leaves the warm reading unsure by
+#: as much, so the cold reading, honest either way, decides.
+CACHE_FACTOR = 2.0
 
 
 def metrics_of(choice: MetricChoice) -> list[Metric]:
@@ -371,7 +378,8 @@ def warm_check(
         ratio=cmp.ratio, ci=cmp.ci, verdict=cmp.verdict.value, base_median=cmp.base_median,
         head_median=cmp.head_median, first_excess=(eb, eh), first_factor=(fb, fh),
     )  # fmt: skip
-    if fh <= CACHE_RATIO * max(fb, 1.0) or eh <= CACHE_RATIO * max(eb, 0.0) + _unsure(excess_b):
+    warm_up = eh <= CACHE_RATIO * max(eb, 0.0) + _unsure(excess_b)
+    if fh <= CACHE_RATIO * max(fb, 1.0) or (warm_up and fh <= CACHE_FACTOR * max(fb, 1.0)):
         return cold, None
     return cold, (
         f"the candidate's first call is {fh:.3g}x slower than its later calls, the base's "
@@ -440,7 +448,7 @@ def _differs(a: dict, b: dict, rtol: float = 1e-6, atol: float = 1e-9) -> str:
 
 
 def _unsure(excess: list[float]) -> float:
-    """How far the base's first-call excess can be from its true warm-up, in seconds: two
+    """How far the base's first-call excess can be from its true warm-up (s or counts): two
     standard errors of its median (from the spread across processes), and the size of the
     median itself when it is negative. Warm-up never makes a first call faster, so a base
     whose first calls read faster than its later ones (a busy machine slowing its later

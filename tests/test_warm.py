@@ -99,8 +99,10 @@ def test_a_cache_across_calls_is_not_credited_warm(name):
     # Remembered, the later calls would be hundreds of times faster. What is left is the
     # same work with a wrapper around it: a few percent either way, which a wall-clock
     # verdict at alpha 0.005 may still call on a machine with its own biases (CI once read
-    # the cleared lru_cache 1.037x [1.019, 1.061]), so the bound is on the size of the gain.
-    assert m.speedup < 1.1, (name, m.verdict, m.speedup, m.caching)
+    # the cleared lru_cache 1.037x [1.019, 1.061]), so the bound is on the size of the gain
+    # the measurement vouches for, its CI's low end (under load the memo read 1.10x
+    # [0.89, 1.23] inconclusive: nothing credited).
+    assert m.ci[0] < 1.1, (name, m.verdict, m.speedup, m.ci, m.caching)
     if name != "lru_cache":  # the lru_cache is cleared between calls: nothing to flag
         assert m.caching and "keeps results across calls" in m.caching, m.caching
     json.loads(g.model_dump_json())  # the grade JSON carries it all
@@ -157,18 +159,23 @@ def test_warm_up_on_a_fast_candidate_is_not_a_cache_but_a_cache_is(tmp_path):
         assert "keeps results across calls" in (_caching(b, h, loaded, (0.0005, 0.25)) or "")
         assert "keeps results across calls" in (_caching(b, h, loaded, (0.009, 0.034)) or "")
         # a base whose first calls wander (+-20 ms around a 12.5 ms warm-up) over 5
-        # processes: the median's uncertainty (~2 x 9 ms) covers a 30 ms excess, not 60 ms
+        # processes: the median's uncertainty (~2 x 9 ms) covers a 20 ms excess on a 40 ms
+        # call (1.5x), not 38 ms (1.95x)
         wander = [0.2625 + d for d in (-0.02, -0.01, 0.0, 0.01, 0.02)]
         _read(b, 0.250, 0.2625)
         b.first[:] = wander
 
-        def flag(first: float) -> str:
-            hs = _read(h, 0.009, first)
-            cold, caching = warm_check(b, h, [0.250] * 5, hs, warm_ratio=0.036, floor=0.01,
-                                       alpha=0.01, paired=True)  # fmt: skip
+        def flag(first: float, later: float = 0.040) -> str:
+            hs = _read(h, later, first)
+            cold, caching = warm_check(b, h, [0.250] * 5, hs, warm_ratio=later / 0.250,
+                                       floor=0.01, alpha=0.01, paired=True)  # fmt: skip
             return caching or ""
 
-        assert flag(0.039) == "" and "keeps results across calls" in flag(0.069)
+        assert flag(0.060) == "" and "keeps results across calls" in flag(0.078)
+        # ... and whatever that uncertainty, a first call over twice the later ones is a
+        # cache (CI under load read a memo on a 20 us call as 12.8x against a base excess of
+        # -46 us, whose uncertainty was wider than the whole 0.2 ms it saved)
+        assert "keeps results across calls" in flag(0.000227, later=0.0000192)
 
 
 def test_the_task_setting_and_the_flag_choose_the_protocol(tmp_path):
