@@ -68,7 +68,7 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"sandbox image {self.image} is not built", f"{fix}")
         self.id = uuid.uuid4().hex[:12]
         self._labels = {LABEL: self.id, f"{LABEL}.owner": OWNER}
-        self._instance: str | None = None
+        self._instances: list[str] = []  # this sandbox's images, each the parent of the next
         self._closed = False
         with tempfile.TemporaryDirectory(prefix="optimizer-src-") as tmp:
             self.sha = materialize(source, Path(tmp))
@@ -92,9 +92,17 @@ class DockerSandbox(Sandbox):
     def _commit(self, container) -> None:
         """Make ``container``'s filesystem the instance image later runs start from.
 
-        Instance images are untagged: each one is the parent of the next, and removing the
-        last one (``close``) prunes the chain."""
-        self._instance = container.commit(conf={"Labels": self._labels}).id
+        Instance images are untagged, each the parent of the next; ``close`` removes exactly
+        these, newest first, and prunes nothing: pruning would also take an untagged parent
+        that is not this sandbox's (an env image whose tag a concurrent build moved, that
+        another process's sandbox is starting from). The low-level commit returns the id
+        without the inspect the high-level one makes after it."""
+        made = self.client.api.commit(container.id, conf={"Labels": self._labels})
+        self._instances.append(made["Id"])
+
+    @property
+    def _instance(self) -> str | None:
+        return self._instances[-1] if self._instances else None
 
     def _write(self, files: dict[str, bytes]) -> None:
         self._populate(_tar_files(files))
@@ -108,9 +116,8 @@ class DockerSandbox(Sandbox):
         self._closed = True
         for c in _list(self.client.containers, {"label": f"{LABEL}={self.id}"}):
             _remove(c)
-        if self._instance:
-            _remove_image(self.client, self._instance)
-            self._instance = None
+        while self._instances:
+            _remove_image(self.client, self._instances.pop())
 
     @contextlib.contextmanager
     def session(self, writable: Iterable[str] = ()) -> Iterator[Sandbox]:
@@ -581,7 +588,7 @@ def _remove(item) -> None:
 
 def _remove_image(c, image_id: str) -> None:
     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-        c.images.remove(image_id, force=True, noprune=False)
+        c.images.remove(image_id, force=True, noprune=True)
 
 
 def _dead(owner: str, host: str) -> bool:
