@@ -616,7 +616,7 @@ def sweep_stale() -> int:
     kinds = (
         (lambda: api.containers(all=True, filters={"label": owner_key}), owner_key, "c"),
         (lambda: api.containers(all=True, filters={"label": BUILD_LABEL}), BUILD_LABEL, "c"),
-        (lambda: api.images(all=True, filters={"label": owner_key}), owner_key, "i"),
+        (lambda: _newest_first(api.images(all=True, filters={"label": owner_key})), owner_key, "i"),
         (lambda: api.volumes(filters={"label": owner_key}).get("Volumes") or [], owner_key, "v"),
     )
     for listing, key, kind in kinds:
@@ -634,11 +634,17 @@ def sweep_stale() -> int:
                 if kind == "c":
                     api.remove_container(item["Id"], force=True)
                 elif kind == "i":
-                    api.remove_image(item["Id"], force=True)
+                    api.remove_image(item["Id"], force=True, noprune=True)
                 else:
                     api.remove_volume(item["Name"], force=True)
                 removed += 1
     return removed
+
+
+def _newest_first(images: list[dict]) -> list[dict]:
+    """Instance images children before parents, so each is removed without pruning: a prune
+    would also take an untagged parent that is not the dead owner's (see ``_commit``)."""
+    return sorted(images, key=lambda i: i.get("Created", 0), reverse=True)
 
 
 def _alive(pid: int) -> bool:

@@ -128,9 +128,14 @@ def _read(sampler: Sampler, later: float, first: float, n: int = 5) -> list[floa
     return [later] * n
 
 
-def _caching(b: Sampler, h: Sampler, base: tuple, head: tuple) -> str | None:
-    """warm_check's verdict on two sides' (later call, first call) times, in seconds."""
+def _caching(
+    b: Sampler, h: Sampler, base: tuple, head: tuple, base_first: list[float] | None = None
+) -> str | None:
+    """warm_check's verdict on two sides' (later call, first call) times, in seconds
+    (``base_first``: the base's first call per process, when they differ)."""
     bs, hs = _read(b, *base), _read(h, *head)
+    if base_first:
+        b.first[:] = base_first
     cold, caching = warm_check(b, h, bs, hs, warm_ratio=hs[0] / bs[0], floor=0.01,
                                alpha=0.01, paired=True)  # fmt: skip
     assert cold is not None and cold.first_factor[1] == pytest.approx(head[1] / head[0])
@@ -162,20 +167,13 @@ def test_warm_up_on_a_fast_candidate_is_not_a_cache_but_a_cache_is(tmp_path):
         # processes: the median's uncertainty (~2 x 9 ms) covers a 20 ms excess on a 40 ms
         # call (1.5x), not 38 ms (1.95x)
         wander = [0.2625 + d for d in (-0.02, -0.01, 0.0, 0.01, 0.02)]
-        _read(b, 0.250, 0.2625)
-        b.first[:] = wander
-
-        def flag(first: float, later: float = 0.040) -> str:
-            hs = _read(h, later, first)
-            cold, caching = warm_check(b, h, [0.250] * 5, hs, warm_ratio=later / 0.250,
-                                       floor=0.01, alpha=0.01, paired=True)  # fmt: skip
-            return caching or ""
-
-        assert flag(0.060) == "" and "keeps results across calls" in flag(0.078)
+        assert _caching(b, h, base, (0.040, 0.060), wander) is None
+        assert "keeps results across calls" in (_caching(b, h, base, (0.040, 0.078), wander) or "")
         # ... and whatever that uncertainty, a first call over twice the later ones is a
         # cache (CI under load read a memo on a 20 us call as 12.8x against a base excess of
         # -46 us, whose uncertainty was wider than the whole 0.2 ms it saved)
-        assert "keeps results across calls" in flag(0.000227, later=0.0000192)
+        memo = (0.0000192, 0.000227)
+        assert "keeps results across calls" in (_caching(b, h, base, memo, wander) or "")
 
 
 def test_the_task_setting_and_the_flag_choose_the_protocol(tmp_path):
