@@ -19,7 +19,7 @@ import pytest
 from optimizer.demo import make_repo
 from optimizer.patches import split_hunks
 from tests.chat_server import ScriptedServer, call, raw_call, reply
-from tests.conftest import sigint_default
+from tests.conftest import assert_wall_reads, sigint_default
 from tests.demo_session import NEW_COUNTS, NEW_UNIQUE, OLD_COUNTS, OLD_UNIQUE
 
 CORE = "textstats/core.py"
@@ -497,8 +497,12 @@ def test_a_fast_path_for_the_visible_input_alone_is_not_committed(repo, tmp_path
                          "--hidden-workload", str(hidden))  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     full = next(g for g in of(run_dir(runs), "grade") if g["stage"] == "full")
-    verdicts = {w["name"]: w["verdict"] for w in full["grade"]["measurement"]["workloads"]}
-    assert verdicts["workload"] == "faster" and verdicts["hidden_words"] != "faster", verdicts
+    by = {w["name"]: w for w in full["grade"]["measurement"]["workloads"]}
+    # the visible input's fast path is real, yet a wall reading under load may not prove it
+    # (read inconclusive at load 15.7 on 2 cores); the hidden one must never read faster
+    (visible,) = by["workload"]["metrics"]
+    assert_wall_reads(visible, "faster")
+    assert by["hidden_words"]["verdict"] != "faster", by["hidden_words"]
     assert branches(repo) == []
     prompts = json.dumps(srv.requests)
     assert "hidden_words" not in prompts and "w149" not in prompts  # never shown
