@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 def table_console(width: int = 160) -> Console:
@@ -19,13 +25,46 @@ def table_console(width: int = 160) -> Console:
     return console
 
 
-@contextlib.contextmanager
-def step(console: Console, text: str) -> Iterator[None]:
-    """A long step: a spinner in a terminal; elsewhere (CI logs, pipes) one plain line when
-    it starts, so that a log never sits silent for minutes."""
-    if console.is_terminal:
-        with console.status(text):
-            yield
-    else:
-        console.print(text, soft_wrap=True, highlight=False)
-        yield
+class Steps:
+    """Progress through ``total`` long steps on ``console`` (stderr).
+
+    In a terminal: a rich bar (the current step, done of total, elapsed time), each finished
+    step's line printed above it. Elsewhere (CI logs, pipes): one plain line when a step
+    starts and one when it ends, so that a log never sits silent for minutes.
+    """
+
+    def __init__(self, console: Console, total: int):
+        self.console = console
+        self.bar: Progress | None = None
+        if console.is_terminal:
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self.task = self.bar.add_task("starting", total=total)
+
+    def __enter__(self) -> Steps:
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.stop()
+
+    def start(self, text: str) -> None:
+        """A step begins: the bar's description, or a plain line."""
+        if self.bar:
+            self.bar.update(self.task, description=text)
+        else:
+            self.console.print(text, soft_wrap=True, highlight=False)
+
+    def done(self, line: str) -> None:
+        """A step ended: its line (above the bar in a terminal), and the bar advances."""
+        self.console.print(line, soft_wrap=True, highlight=False)
+        if self.bar:
+            self.bar.advance(self.task)

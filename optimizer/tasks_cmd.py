@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from optimizer import options
-from optimizer.console import step, table_console
+from optimizer.console import Steps, table_console
 from optimizer.errors import UserError
 from optimizer.results import write_text_atomic
 from profilers.models import ProtocolName
@@ -139,14 +139,13 @@ def validate(
     for col in (*columns, "status"):
         table.add_column(col, overflow="fold")
     done: list[Validation] = []
-    for i, task in enumerate(tasks, 1):
-        with step(err, f"[{i}/{len(tasks)}] validating {task.id} ({task.kind.value})"):
-            done.append(validate_task(task, opts))
-        if not err.is_terminal:
-            v = done[-1]
-            err.print(f"  {v.task_id}: {v.status} ({v.elapsed_s:.0f} s)" + (
-                f": {escape(v.reason)}" if v.reason else ""), soft_wrap=True)  # fmt: skip
-        table.add_row(*_validation_row(done[-1]))
+    with Steps(err, len(tasks)) as steps:
+        for i, task in enumerate(tasks, 1):
+            steps.start(f"[{i}/{len(tasks)}] validating {task.id} ({task.kind.value})")
+            done.append(v := validate_task(task, opts))
+            steps.done(f"  {v.task_id}: {v.status} ({v.elapsed_s:.0f} s)" + (
+                f": {escape(v.reason)}" if v.reason else ""))  # fmt: skip
+            table.add_row(*_validation_row(v))
     table_console().print(table)
     for v in done:
         if v.agreement:
