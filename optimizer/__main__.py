@@ -1,3 +1,3 @@
-from optimizer.cli import main
+from optimizer.launch import main
 
 main()

@@ -47,7 +47,6 @@ from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import mannwhitneyu, norm, wilcoxon
 
 #: Default noise floors, by metric.
 FLOORS = {"wall": 0.02, "instructions": 0.005}
@@ -151,6 +150,8 @@ def _paired(b: np.ndarray, h: np.ndarray) -> tuple[float, tuple[float, float], f
     """
     if len(b) != len(h):
         raise ValueError("paired samples need the same number on each side")
+    from scipy.stats import norm, wilcoxon  # here: scipy.stats takes seconds to import
+
     logs = np.log(h / b)
     if np.all(logs == 0):
         return 1.0, (1.0, 1.0), 1.0, 1.0
@@ -183,6 +184,8 @@ def compare(
     times drift between slow and fast phases lasting seconds; a pair mostly sees one phase,
     so pairing cancels what the ratio of medians and Mann-Whitney mistake for a change.
     """
+    from scipy.stats import mannwhitneyu  # here: scipy.stats takes seconds to import
+
     b = np.asarray(base, dtype=float)
     h = np.asarray(head, dtype=float)
     if len(b) < 2 or len(h) < 2:

@@ -48,11 +48,16 @@ def containers_left() -> list:
     return _ours_or_leaked(found)
 
 
-def _running_sandboxes() -> list:
-    """Running sandbox containers, whoever owns them (here: a CLI subprocess, alive)."""
+def _running_sandboxes(pid: int) -> list:
+    """Running sandbox containers of process ``pid`` (a CLI subprocess, alive): not another
+    test process's on the same engine (taking one of those for its own, the Ctrl-C test
+    signalled its CLI while Python was still starting)."""
+    import socket
+
     import docker
 
-    found = docker.from_env().containers.list(filters={"label": "optimizer.sandbox"})
+    owner = f"optimizer.sandbox.owner={socket.gethostname()}:{pid}"
+    found = docker.from_env().containers.list(filters={"label": owner})
     return [c for c in found if c.status == "running"]
 
 
@@ -276,7 +281,7 @@ def test_ctrl_c_leaves_no_container(make_repo, docker_image):
         preexec_fn=sigint_default,
     )
     deadline = time.monotonic() + 60
-    while not _running_sandboxes():
+    while not _running_sandboxes(cli.pid):
         assert time.monotonic() < deadline, "the sandbox never started"
         time.sleep(0.2)
     cli.send_signal(2)  # SIGINT, as Ctrl-C sends
