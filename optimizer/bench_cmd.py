@@ -109,21 +109,15 @@ def register(app: typer.Typer) -> None:
             None, "--patch", help="Candidate = base + this unified diff (instead of --head)."
         ),
         metric: MetricChoice = typer.Option("both", "--metric", "-m", help="What to measure."),
-        repeats: int = typer.Option(
-            10, "--repeats", "-n", min=2, help="Wall-clock pairs to start with."
-        ),
+        repeats: int = options.repeats("-n"),
         max_repeats: int | None = typer.Option(
             None,
             "--max-repeats",
             min=2,
             help="Most wall-clock pairs while inconclusive (default 20x).",
         ),
-        budget: float = typer.Option(
-            120.0, "--budget", min=0.1, help="Seconds per metric for more pairs."
-        ),
-        timeout: float = typer.Option(
-            120.0, "--timeout", min=0.1, help="Wall-clock limit of one run (s)."
-        ),
+        budget: float = options.budget(120.0, "metric"),
+        timeout: float = options.timeout(120.0),
         wall_floor: float = typer.Option(
             FLOORS["wall"],
             "--wall-floor",
@@ -138,7 +132,7 @@ def register(app: typer.Typer) -> None:
             max=1,
             help="Noise floor for instructions.",
         ),
-        json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
+        json_path: Path | None = options.json_out("the full record"),
         hotspots: Path | None = typer.Option(
             None,
             "--hotspots",

@@ -160,19 +160,14 @@ def register(app: typer.Typer, user_errors: tuple[type[Exception], ...]) -> None
         bench: str | None = typer.Option(
             None, "--bench", "-b", help="Only benchmarks whose name matches this regex."
         ),
-        budget: float = typer.Option(
-            CIConfig.model_fields["budget_s"].default,
-            "--budget",
-            min=0.1,
-            help="Seconds per benchmark and metric.",
+        budget: float = options.budget(
+            CIConfig.model_fields["budget_s"].default, "benchmark and metric"
         ),
-        timeout: float = typer.Option(
+        timeout: float = options.timeout(
             CIConfig.model_fields["timeout_s"].default,
-            "--timeout",
-            min=0.1,
-            help="Limit of one native run (s); under valgrind each step gets 30x this.",
+            " (native; under valgrind each step gets 30x this)",
         ),
-        json_path: Path | None = typer.Option(None, "--json", help="Write the full record here."),
+        json_path: Path | None = options.json_out("the full record"),
         junit_path: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
         fail_on_inconclusive: bool = typer.Option(
             False, "--fail-on-inconclusive", help="Exit 1 (not 2) when noise hides the answer."
@@ -181,9 +176,7 @@ def register(app: typer.Typer, user_errors: tuple[type[Exception], ...]) -> None
             False, "--no-confirm", help="Do not re-run flagged regressions to confirm them."
         ),
         sandbox: Backend = options.SANDBOX,
-        pip: list[str] | None = typer.Option(
-            None, "--pip", help="A pip requirement for both sides' image (repeatable)."
-        ),
+        pip: list[str] = options.PIP,
         build: str | None = typer.Option(
             None, "--build", help="A build command for both sides (overrides the config's)."
         ),

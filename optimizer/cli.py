@@ -75,17 +75,48 @@ export_cmd.register(app)
 ci_cmd.register(app, USER_ERRORS)
 
 
+class _FlagHelp:
+    """``--help`` shows no ``<bool>``: typer gives the flag it adds to each command one."""
+
+    def get_help_option(self, ctx):  # noqa: ANN001, ANN201 (click's signature)
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _FlagHelpCommand(_FlagHelp, typer.core.TyperCommand):
+    pass
+
+
+class _FlagHelpGroup(_FlagHelp, typer.core.TyperGroup):
+    pass
+
+
 def _no_bool_metavars(typer_app: typer.Typer) -> None:
-    """Flags show no ``<bool>`` in the help: a flag takes no value (typer prints one)."""
+    """Flags show no ``<bool>`` in the help: a flag takes no value (typer prints one).
+
+    That covers each command's and group's options (the root's ``--version`` included) and
+    the ``--help`` flag that typer adds to every one of them.
+    """
     import inspect
 
-    from typer.models import OptionInfo
+    from typer.models import DefaultPlaceholder, OptionInfo
 
-    for command in typer_app.registered_commands:
-        for param in inspect.signature(command.callback).parameters.values():
+    callbacks = [command.callback for command in typer_app.registered_commands]
+    if typer_app.registered_callback is not None:
+        callbacks.append(typer_app.registered_callback.callback)
+    for callback in filter(None, callbacks):
+        for param in inspect.signature(callback).parameters.values():
             info = param.default
             if isinstance(info, OptionInfo) and param.annotation in (bool, "bool"):
                 info.metavar = info.metavar if info.metavar is not None else ""
+    for command in typer_app.registered_commands:
+        if command.cls in (None, typer.core.TyperCommand):
+            command.cls = _FlagHelpCommand
+    for info in [typer_app.info, *typer_app.registered_groups]:
+        if isinstance(info.cls, DefaultPlaceholder) or info.cls in (None, typer.core.TyperGroup):
+            info.cls = _FlagHelpGroup
     for group in typer_app.registered_groups:
         _no_bool_metavars(group.typer_instance)
 

@@ -60,8 +60,8 @@ def register(app: typer.Typer) -> None:
         ),
         sandbox: Backend = options.SANDBOX,
         protocol: ProtocolName | None = options.PROTOCOL,
-        repeats: int = typer.Option(10, "--repeats", help="Wall-clock pairs to start with."),
-        budget: float = typer.Option(90.0, "--budget", help="Seconds per workload and metric."),
+        repeats: int = options.repeats(minimum=None),  # checked below, with its own fix
+        budget: float = options.budget(90.0, "workload and metric", minimum=None),
         max_steps: int = typer.Option(0, "--max-steps", help="llm: model steps a sample; 0 none."),
         max_cost: float = typer.Option(0.0, "--max-cost", help="llm: USD a sample; 0: none."),
         max_wall: float = typer.Option(0.0, "--max-wall", help="llm: seconds a sample; 0: none."),

@@ -120,12 +120,10 @@ def register(app: typer.Typer) -> None:
             None, "--metric", "-m", help="wall, instructions or both (default: the task's)."
         ),
         protocol: ProtocolName | None = options.PROTOCOL,
-        repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
-        budget: float = typer.Option(
-            90.0, "--budget", min=1, help="Seconds per workload and metric for more pairs."
-        ),
+        repeats: int = options.repeats(),
+        budget: float = options.budget(90.0, "workload and metric", minimum=1),
         no_measure: bool = typer.Option(False, "--no-measure", help="Correctness only."),
-        json_path: Path | None = typer.Option(None, "--json", help="Write the Grade here."),
+        json_path: Path | None = options.json_out("the grade"),
         expert: bool = typer.Option(
             False, "--expert", help="Grade the task's expert (its patch, or its commit's diff)."
         ),

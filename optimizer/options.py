@@ -36,6 +36,37 @@ PROTOCOL = typer.Option(
     "GSO tasks: warm; PIE and the rest: cold).",
 )
 
+
+def budget(default: float, per: str, minimum: float | None = 0.1):
+    """``--budget``: the measuring time per `per` (the commands differ in what one unit is)."""
+    return typer.Option(
+        default,
+        "--budget",
+        min=minimum,
+        help=f"Seconds of measuring per {per}: pairs are added until the verdict is clear "
+        "or this is spent (then: inconclusive).",
+    )
+
+
+def timeout(default: float, note: str = ""):
+    """``--timeout``: the wall-clock limit of one run of the code."""
+    return typer.Option(
+        default, "--timeout", min=0.1, help=f"Wall-clock limit of one run, in seconds{note}."
+    )
+
+
+def repeats(*short: str, minimum: int | None = 2):
+    """``--repeats``: the interleaved base/candidate pairs measured before any more."""
+    return typer.Option(
+        10, "--repeats", *short, min=minimum, help="Interleaved wall-clock pairs to start with."
+    )
+
+
+def json_out(what: str):
+    """``--json``: where to write the command's record (its folder must exist)."""
+    return typer.Option(None, "--json", help=f"Write {what} to this JSON file.")
+
+
 #: Each command's help ends with an example and its exit codes (the README's, in short).
 EPILOGS = {
     "run": "Example: optimizer run ~/src/mylib --workload bench.py --tests 'pytest -q'. "

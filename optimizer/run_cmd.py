@@ -134,10 +134,10 @@ def register(app: typer.Typer) -> None:
         ),
         sandbox: Backend = options.SANDBOX,
         protocol: ProtocolName | None = options.PROTOCOL,
-        repeats: int = typer.Option(10, "--repeats", min=2, help="Wall-clock pairs to start."),
-        budget: float = typer.Option(60.0, "--budget", min=1, help="Seconds per measurement."),
+        repeats: int = options.repeats(),
+        budget: float = options.budget(60.0, "measurement", minimum=1),
         base: str = typer.Option("HEAD", "--base", help="The revision to optimize."),
-        pip: list[str] | None = typer.Option(None, "--pip", help="A requirement (repeatable)."),
+        pip: list[str] = options.PIP,
         install: list[str] | None = typer.Option(None, "--install", help="A setup command."),
         protect: list[str] | None = typer.Option(None, "--protect", help="A protected path."),
         hidden: list[str] | None = typer.Option(

@@ -60,7 +60,7 @@ def run(
     rev: str = typer.Option("HEAD", "--rev", help="The revision to copy."),
     patch: Path | None = typer.Option(None, "--patch", help="A diff to apply on top."),
     sandbox: Backend = options.SANDBOX,
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Wall-clock limit in seconds."),
+    timeout: float = options.timeout(60.0),
     memory: int = typer.Option(2048, "--memory", min=16, help="Memory limit in MB."),
     pip: list[str] = options.PIP,
 ) -> None:

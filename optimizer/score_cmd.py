@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from optimizer import options
 from optimizer.console import table_console
 from optimizer.errors import UserError
 from optimizer.results import load_results, write_json_atomic
@@ -77,7 +78,10 @@ def register(app: typer.Typer) -> None:
         results: Annotated[
             Path, typer.Argument(help="Results JSONL file written by `optimizer evaluate`.")
         ],
-        metric: Annotated[str, typer.Option("--metric", "-m", help=_METRIC_HELP)],
+        metric: Annotated[
+            str,  # not a Literal: read case-insensitively; the metavar lists the choices
+            typer.Option("--metric", "-m", metavar=f"<{'|'.join(METRICS)}>", help=_METRIC_HELP),
+        ],
         k: Annotated[
             str, typer.Option("-k", "--k-values", help="Comma-separated k values, e.g. 1,10.")
         ] = "1",
@@ -87,10 +91,7 @@ def register(app: typer.Typer) -> None:
                 "-p", "--thresholds", help="fast_p thresholds p, comma-separated (fastp)."
             ),
         ] = ",".join(f"{v:g}" for v in DEFAULT_PS),
-        json_path: Annotated[
-            Path | None,
-            typer.Option("--json", help="Also write the numbers to this JSON file."),
-        ] = None,
+        json_path: Path | None = options.json_out("the numbers"),
     ) -> None:
         """Score a results file with one benchmark's metric, at each k."""
         metric = metric.strip().lower()

@@ -109,13 +109,11 @@ def validate(
     suite: str = typer.Argument(..., help=SUITE_HELP),
     sandbox: Backend = options.SANDBOX,
     only: list[str] = typer.Option([], "--task", help="Validate only these task ids."),
-    repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
+    repeats: int = options.repeats(),
     protocol: ProtocolName | None = options.PROTOCOL,
     cases: Path | None = typer.Option(None, "--cases", help=CASES_HELP),
     repo: Path | None = typer.Option(None, "--repo", help=REPO_HELP),
-    json_path: Path | None = typer.Option(
-        None, "--json", help="Write every task's validation (tests, speedup, CI, time) here."
-    ),
+    json_path: Path | None = options.json_out("every task's validation (tests, speedup, CI, time)"),
 ) -> None:
     """Check that each base passes its tests and each expert is significantly faster."""
     started = time.monotonic()
@@ -228,7 +226,7 @@ def new(
     ),
     no_validate: bool = typer.Option(False, "--no-validate", help="Write the task only."),
     sandbox: Backend = options.SANDBOX,
-    repeats: int = typer.Option(10, "--repeats", min=2, help="Interleaved pairs to start with."),
+    repeats: int = options.repeats(),
 ) -> None:
     """Make a task of a performance commit: REPO at --base, the expert at --expert.
 
