@@ -33,7 +33,16 @@ import docker.errors
 import requests
 from docker.types import DeviceRequest, LogConfig, Ulimit
 
-from sandbox.base import OutputCapture, Sandbox, SealedError, classify, relative, wait_run
+from sandbox import reap
+from sandbox.base import (
+    CANCEL,
+    OutputCapture,
+    Sandbox,
+    SealedError,
+    classify,
+    relative,
+    wait_run,
+)
 from sandbox.engine import BUILD_LABEL, LABEL, OWNER, client
 from sandbox.errors import SandboxError
 from sandbox.images import SANDBOX_UID, base_tag, image_exists
@@ -116,6 +125,9 @@ class DockerSandbox(Sandbox):
         self._closed = True
         for c in _list(self.client.containers, {"label": f"{LABEL}={self.id}"}):
             _remove(c)
+        if CANCEL.is_set():  # Ctrl-C: the images go once the CLI has exited (sandbox.reap)
+            reap.defer(self._instances[::-1])
+            self._instances.clear()
         while self._instances:
             _remove_image(self.client, self._instances.pop())
 
