@@ -24,7 +24,7 @@ def py(code: str) -> list[str]:
     return ["python3", "-c", code]
 
 
-def _ours_or_leaked(items: list, key: str = "optimizer.sandbox.owner") -> list:
+def _ours_or_leaked(items: list[dict], key: str = "optimizer.sandbox.owner") -> list[dict]:
     """Items this test process owns, or whose owner has ended (left behind): not those of a
     live other process, such as a second test run on the same engine."""
     import socket
@@ -34,44 +34,46 @@ def _ours_or_leaked(items: list, key: str = "optimizer.sandbox.owner") -> list:
 
     host = socket.gethostname()
 
-    def owner(item) -> str:
-        labels = getattr(item, "labels", None) or (item.attrs.get("Labels") or {})
-        return labels.get(key, "")
+    def owner(item: dict) -> str:
+        return (item.get("Labels") or {}).get(key, "")
 
     return [i for i in items if owner(i) == OWNER or _dead(owner(i), host) or not owner(i)]
 
 
-def containers_left() -> list:
+# The engine's plain list calls (labels come with the list): docker-py's high-level list
+# inspects each item after listing it, and an item removed in between (another process's, or
+# the images a Ctrl-C's detached reaper is removing) is a NotFound.
+def _api():
     import docker
 
-    found = docker.from_env().containers.list(all=True, filters={"label": "optimizer.sandbox"})
-    return _ours_or_leaked(found)
+    return docker.from_env().api
 
 
-def _running_sandboxes(pid: int) -> list:
+def labels(item: dict) -> dict:
+    return item.get("Labels") or {}
+
+
+def containers_left() -> list[dict]:
+    return _ours_or_leaked(_api().containers(all=True, filters={"label": "optimizer.sandbox"}))
+
+
+def _running_sandboxes(pid: int) -> list[dict]:
     """Running sandbox containers of process ``pid`` (a CLI subprocess, alive): not another
     test process's on the same engine (taking one of those for its own, the Ctrl-C test
     signalled its CLI while Python was still starting)."""
     import socket
 
-    import docker
-
     owner = f"optimizer.sandbox.owner={socket.gethostname()}:{pid}"
-    found = docker.from_env().containers.list(filters={"label": owner})
-    return [c for c in found if c.status == "running"]
+    return [c for c in _api().containers(filters={"label": owner}) if c["State"] == "running"]
 
 
-def volumes_left() -> list:
-    import docker
-
-    return _ours_or_leaked(docker.from_env().volumes.list(filters={"label": "optimizer.sandbox"}))
-
-
-def images_left() -> list:
-    import docker
-
-    found = docker.from_env().images.list(all=True, filters={"label": "optimizer.sandbox.owner"})
+def volumes_left() -> list[dict]:
+    found = _api().volumes(filters={"label": "optimizer.sandbox"}).get("Volumes") or []
     return _ours_or_leaked(found)
+
+
+def images_left() -> list[dict]:
+    return _ours_or_leaked(_api().images(all=True, filters={"label": "optimizer.sandbox.owner"}))
 
 
 def assert_images_go_after_exit() -> None:
@@ -88,8 +90,8 @@ def assert_cleaned(sb) -> None:
     if sb.backend == "local":
         assert not sb._root.exists()
     else:
-        assert not [c for c in containers_left() if c.labels.get("optimizer.sandbox") == sb.id]
-        mine = [i for i in images_left() if i.labels.get("optimizer.sandbox") == sb.id]
+        assert not [c for c in containers_left() if labels(c).get("optimizer.sandbox") == sb.id]
+        mine = [i for i in images_left() if labels(i).get("optimizer.sandbox") == sb.id]
         assert not mine
 
 
